@@ -1,0 +1,129 @@
+"""Checkout + checkin cost of poolhouse's QueuePool against its peers.
+
+Pool overhead only: the connection is a no-op object, so what is measured is
+the pool's own work per cycle (default rollback reset included).  Run with
+``python3 -m tox -e bench``; the ratios print at the end of the run.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import deque
+from typing import Any
+
+import poolhouse
+import pytest
+from poolhouse import events
+from sqlalchemy import pool as sqlalchemy_pool
+
+CYCLES = 1000
+
+
+class NoOpConnection:
+    """A PEP 249 connection whose methods do nothing."""
+
+    def rollback(self) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def cursor(self) -> Any:
+        raise NotImplementedError
+
+
+def _cycles(pool: Any) -> None:
+    connect = pool.connect
+    for _ in range(CYCLES):
+        connect().close()
+
+
+@pytest.mark.benchmark(group="checkout+checkin x1000, no-op connection")
+def test_sqlalchemy_queuepool(benchmark: Any) -> None:
+    benchmark.extra_info["reference"] = True
+    pool = sqlalchemy_pool.QueuePool(NoOpConnection, pool_size=5)
+    benchmark(_cycles, pool)
+
+
+@pytest.mark.benchmark(group="checkout+checkin x1000, no-op connection")
+def test_poolhouse_queuepool(benchmark: Any) -> None:
+    pool = poolhouse.QueuePool(NoOpConnection, pool_size=5)
+    assert not any(signal.receivers for signal, _ in events.SIGNATURES.values())
+    benchmark(_cycles, pool)
+    assert pool.checkedout() == 0
+
+
+@pytest.mark.benchmark(group="checkout+checkin x1000, no-op connection")
+def test_bare_lock_and_deque(benchmark: Any) -> None:
+    """The floor: one lock round trip each way around a deque."""
+    lock = threading.Lock()
+    idle = deque([NoOpConnection()])
+
+    def cycles() -> None:
+        for _ in range(CYCLES):
+            with lock:
+                conn = idle.pop()
+            conn.rollback()
+            with lock:
+                idle.append(conn)
+
+    benchmark(cycles)
+
+
+@pytest.mark.benchmark(group="checkout+checkin x1000, no-op connection")
+def test_poolhouse_event_checks_alone(benchmark: Any) -> None:
+    """What unlistened events cost a cycle: the checkout, reset and checkin
+    "is anyone listening" tests, done exactly as the pool does them."""
+
+    def cycles() -> None:
+        for _ in range(CYCLES):
+            if events.checkout.receivers:
+                raise AssertionError("no listener expected")
+            if events.reset.receivers:
+                raise AssertionError("no listener expected")
+            if events.checkin.receivers:
+                raise AssertionError("no listener expected")
+
+    benchmark(cycles)
+
+
+@pytest.mark.benchmark(group="checkout+SELECT 1+checkin x1000, sqlite3")
+def test_sqlalchemy_sqlite3(benchmark: Any) -> None:
+    benchmark.extra_info["reference"] = True
+    pool = sqlalchemy_pool.QueuePool(
+        lambda: sqlite3.connect(":memory:", check_same_thread=False), pool_size=5
+    )
+    benchmark(_select_cycles, pool)
+
+
+@pytest.mark.benchmark(group="checkout+SELECT 1+checkin x1000, sqlite3")
+def test_poolhouse_sqlite3(benchmark: Any) -> None:
+    pool = poolhouse.QueuePool(
+        lambda: sqlite3.connect(":memory:", check_same_thread=False), pool_size=5
+    )
+    benchmark(_select_cycles, pool)
+
+
+def _select_cycles(pool: Any) -> None:
+    for _ in range(CYCLES):
+        conn = pool.connect()
+        cursor = conn.cursor()
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+        cursor.close()
+        conn.close()
+
+
+@pytest.mark.benchmark(group="checkout+checkin x1000, no-op connection")
+def test_empty_loop(benchmark: Any) -> None:
+    """Calibration: the loop alone, to subtract from the event-check figure."""
+
+    def cycles() -> None:
+        for _ in range(CYCLES):
+            pass
+
+    benchmark(cycles)

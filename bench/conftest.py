@@ -1,0 +1,29 @@
+"""Report each benchmark's mean as a ratio of its group's reference, in one run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not session.benchmarks:
+        return
+    groups: dict[str, list[Any]] = {}
+    for bench in session.benchmarks:
+        groups.setdefault(bench.group or "", []).append(bench)
+    terminalreporter.section("poolhouse ratios (mean / reference mean)")
+    for group, benches in sorted(groups.items()):
+        refs = [b for b in benches if b.extra_info.get("reference")]
+        if not refs:
+            continue
+        ref = refs[0]
+        ref_mean = ref.stats.mean
+        terminalreporter.write_line(f"[{group}] reference: {ref.name}")
+        for bench in sorted(benches, key=lambda b: b.stats.mean):
+            mean = bench.stats.mean
+            terminalreporter.write_line(
+                f"  {bench.name:<48} {mean * 1e6:9.3f} us  {mean / ref_mean:6.3f}x"
+            )

@@ -1,0 +1,32 @@
+"""Sphinx configuration for the poolhouse documentation."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(
+    0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "lib"))
+)
+
+project = "poolhouse"
+author = "the poolhouse authors"
+copyright = "the poolhouse authors"
+release = "0.1.0"
+version = "0.1"
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.doctest",
+    "sphinx.ext.viewcode",
+]
+# No intersphinx: the build must not need the network.
+
+autodoc_typehints = "description"
+autodoc_member_order = "bysource"
+
+nitpicky = False
+
+exclude_patterns = ["_build"]
+
+html_theme = "alabaster"

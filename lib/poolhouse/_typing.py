@@ -1,0 +1,68 @@
+"""Protocols and aliases for the DBAPI objects and callables a pool handles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Literal
+from typing import Protocol
+
+if TYPE_CHECKING:
+    from .base import ConnectionRecord
+
+
+class DBAPICursor(Protocol):
+    """The part of a PEP 249 cursor that poolhouse uses."""
+
+    def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def close(self) -> Any: ...
+
+
+class DBAPIConnection(Protocol):
+    """The part of a PEP 249 connection that poolhouse uses."""
+
+    def close(self) -> Any: ...
+
+    def commit(self) -> Any: ...
+
+    def rollback(self) -> Any: ...
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+#: A creator that takes no argument.
+PlainCreator = Callable[[], DBAPIConnection]
+#: A creator that is given the :class:`.ConnectionRecord` it fills.
+RecordCreator = Callable[["ConnectionRecord"], DBAPIConnection]
+#: What ``creator=`` accepts.
+Creator = PlainCreator | RecordCreator
+
+#: What ``reset_on_return=`` accepts.
+ResetOnReturn = Literal["rollback", "commit", True, False, None]
+#: The normalised reset style.
+ResetStyle = Literal["rollback", "commit", "none"]
+#: What ``echo=`` accepts.
+Echo = bool | Literal["debug"] | None
+
+
+class DialectLike(Protocol):
+    """What ``dialect=`` accepts: any object with these methods.
+
+    :class:`poolhouse.dialects.Dialect` is the default implementation.
+    """
+
+    def do_rollback(self, dbapi_connection: DBAPIConnection) -> None: ...
+
+    def do_commit(self, dbapi_connection: DBAPIConnection) -> None: ...
+
+    def do_close(self, dbapi_connection: DBAPIConnection) -> None: ...
+
+    def do_ping(self, dbapi_connection: DBAPIConnection) -> bool: ...
+
+    def is_disconnect(
+        self, exception: BaseException, dbapi_connection: DBAPIConnection | None
+    ) -> bool: ...

@@ -1,0 +1,86 @@
+"""The generic dialect: plain PEP 249 calls, usable with any driver."""
+
+from __future__ import annotations
+
+from typing import Any
+from typing import ClassVar
+
+from .._typing import DBAPIConnection
+
+
+class Dialect:
+    """How a pool talks to one driver: reset, close, ping and disconnect checks.
+
+    The base class works with any PEP 249 driver: it rolls back, commits and
+    closes through the connection's own methods and pings by running
+    ``SELECT 1`` on a cursor.  Driver modules in :mod:`poolhouse.dialects`
+    subclass it with cheaper pings and the driver's real disconnect errors.
+    A pool accepts any object with these five methods as *dialect*.
+    """
+
+    #: The name of the driver's top-level module, used to pick a dialect.
+    driver: ClassVar[str] = "generic"
+
+    def do_rollback(self, dbapi_connection: DBAPIConnection) -> None:
+        """Roll back the connection's current transaction.
+
+        :param dbapi_connection: the PEP 249 connection.
+        """
+        dbapi_connection.rollback()
+
+    def do_commit(self, dbapi_connection: DBAPIConnection) -> None:
+        """Commit the connection's current transaction.
+
+        :param dbapi_connection: the PEP 249 connection.
+        """
+        dbapi_connection.commit()
+
+    def do_close(self, dbapi_connection: DBAPIConnection) -> None:
+        """Close the connection.
+
+        :param dbapi_connection: the PEP 249 connection.
+        """
+        dbapi_connection.close()
+
+    def do_ping(self, dbapi_connection: DBAPIConnection) -> bool:
+        """Check that the connection still reaches its server.
+
+        :param dbapi_connection: the PEP 249 connection.
+        :return: ``True`` if the round trip succeeded.  A failure the dialect
+            recognises as a disconnect returns ``False``; any other error
+            propagates.
+        """
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        except Exception as err:
+            if self.is_disconnect(err, dbapi_connection):
+                return False
+            raise
+        finally:
+            _close_quietly(cursor)
+        return True
+
+    def is_disconnect(
+        self, exception: BaseException, dbapi_connection: DBAPIConnection | None
+    ) -> bool:
+        """Tell whether *exception* means the connection is lost.
+
+        The generic dialect cannot tell a lost connection from any other
+        error, so it answers ``False``; driver dialects know better.
+
+        :param exception: the error raised by the driver.
+        :param dbapi_connection: the connection it was raised on, if known.
+        """
+        return False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} driver={self.driver!r}>"
+
+
+def _close_quietly(cursor: Any) -> None:
+    try:
+        cursor.close()
+    except Exception:  # noqa: BLE001  # a dead cursor must not hide the ping result
+        pass
