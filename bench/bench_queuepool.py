@@ -12,10 +12,11 @@ import threading
 from collections import deque
 from typing import Any
 
-import poolhouse
 import pytest
-from poolhouse import events
 from sqlalchemy import pool as sqlalchemy_pool
+
+import poolhouse
+from poolhouse import events
 
 CYCLES = 1000
 
