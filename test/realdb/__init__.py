@@ -1,0 +1,1 @@
+"""Tests against real drivers and servers (marker ``realdb``)."""

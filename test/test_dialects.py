@@ -1,0 +1,482 @@
+"""Dialect selection and the driver dialects' decisions, without a server.
+
+Errors are built from the drivers' own exception classes; a driver that is
+not installed skips its cases.  test/realdb/ checks the same dialects against
+errors raised by real servers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from poolhouse.dialects import DRIVER_MODULES
+from poolhouse.dialects import Dialect
+from poolhouse.dialects import dialect_for
+from poolhouse.dialects.sqlite3 import SQLite3Dialect
+
+DRIVERS = ("psycopg", "psycopg2", "pymysql", "MySQLdb")
+
+
+def _driver(name: str) -> ModuleType:
+    module: ModuleType = pytest.importorskip(
+        name, reason=f"driver {name} is not installed"
+    )
+    return module
+
+
+def _dialect_module(driver: str) -> ModuleType:
+    _driver(driver)
+    module: ModuleType = __import__(
+        f"poolhouse.dialects.{DRIVER_MODULES[driver]}", fromlist=["dialect_class"]
+    )
+    return module
+
+
+class StubConnection:
+    """Only the attributes the dialects read, with no server behind them."""
+
+    def __init__(self, **attrs: Any) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.__dict__.update(attrs)
+
+    def ping(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(("ping",))
+
+    def execute(self, sql: str) -> None:
+        self.calls.append(("execute", sql))
+
+    def rollback(self) -> None:
+        self.calls.append(("rollback",))
+
+
+# -- choosing a dialect ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("class_module", "driver"),
+    [
+        ("psycopg.connection", "psycopg"),
+        ("psycopg2.extensions", "psycopg2"),
+        ("pymysql.connections", "pymysql"),
+        ("MySQLdb.connections", "MySQLdb"),
+    ],
+)
+def test_dialect_for_picks_by_module_of_connection_class(
+    class_module: str, driver: str
+) -> None:
+    module = _dialect_module(driver)
+    conn_class = type("Connection", (), {"__module__": class_module})
+
+    dialect = dialect_for(conn_class())
+
+    assert type(dialect) is module.dialect_class
+    assert dialect.driver == driver
+
+
+def test_dialect_for_sqlite3() -> None:
+    conn = sqlite3.connect(":memory:")
+    try:
+        assert type(dialect_for(conn)) is SQLite3Dialect
+    finally:
+        conn.close()
+
+
+class AppConnection(sqlite3.Connection):
+    """A connection subclass defined outside the driver, as factory= allows."""
+
+
+def test_dialect_for_subclass_defined_elsewhere_uses_driver_base() -> None:
+    conn = sqlite3.connect(":memory:", factory=AppConnection)
+    try:
+        assert type(conn).__module__ == __name__
+        assert type(dialect_for(conn)) is SQLite3Dialect
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("conn", [object(), StubConnection()])
+def test_dialect_for_unknown_driver_is_generic(conn: object) -> None:
+    dialect = dialect_for(conn)
+
+    assert type(dialect) is Dialect
+    assert repr(dialect) == "<Dialect driver='generic'>"
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_dialect_class_names_its_driver(driver: str) -> None:
+    module = _dialect_module(driver)
+
+    assert issubclass(module.dialect_class, Dialect)
+    assert module.dialect_class.driver == driver
+    assert DRIVER_MODULES[driver] == module.__name__.rpartition(".")[2]
+
+
+def test_importing_poolhouse_imports_no_driver() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import poolhouse
+        import poolhouse.dialects
+        drivers = ("psycopg", "psycopg2", "pymysql", "MySQLdb", "asyncpg",
+                   "aiosqlite")
+        print(sorted(m for m in drivers if m in sys.modules))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+# -- is_disconnect tables ---------------------------------------------------------
+
+
+def _psycopg_errors() -> list[tuple[str, BaseException, bool]]:
+    psycopg = _driver("psycopg")
+    errors = psycopg.errors
+    return [
+        ("admin shutdown 57P01", errors.AdminShutdown("terminating connection"), True),
+        ("crash shutdown 57P02", errors.CrashShutdown("crash"), True),
+        ("cannot connect now 57P03", errors.CannotConnectNow("starting"), True),
+        ("database dropped 57P04", errors.DatabaseDropped("dropped"), True),
+        ("idle session timeout 57P05", errors.lookup("57P05")("idle"), True),
+        ("idle in transaction 25P03", errors.lookup("25P03")("idle tx"), True),
+        ("connection failure 08006", errors.ConnectionFailure("gone"), True),
+        ("protocol violation 08P01", errors.ProtocolViolation("bad"), True),
+        (
+            "libpq lost link",
+            psycopg.OperationalError(
+                "consuming input failed: server closed the connection unexpectedly"
+            ),
+            True,
+        ),
+        ("psycopg closed", psycopg.OperationalError("the connection is closed"), True),
+        ("psycopg lost", psycopg.OperationalError("the connection is lost"), True),
+        ("query canceled 57014", errors.QueryCanceled("statement timeout"), False),
+        ("unique violation", errors.UniqueViolation("duplicate key"), False),
+        (
+            "server error quoting a disconnect message",
+            errors.RaiseException("server closed the connection unexpectedly"),
+            False,
+        ),
+        (
+            "connect refused",
+            psycopg.OperationalError("connection failed: Connection refused"),
+            False,
+        ),
+        (
+            "programming error with a disconnect message",
+            psycopg.ProgrammingError("the connection is closed"),
+            False,
+        ),
+        (
+            "not a driver error",
+            OSError("server closed the connection unexpectedly"),
+            False,
+        ),
+    ]
+
+
+def _psycopg2_errors() -> list[tuple[str, BaseException, bool]]:
+    psycopg2 = _driver("psycopg2")
+
+    # Server errors carry pgcode, which psycopg2 sets only when it raises
+    # them; a class attribute stands in for it.
+    def server_error(base: type[Exception], pgcode: str, message: str) -> Exception:
+        cls: type[Exception] = type(f"Error{pgcode}", (base,), {"pgcode": pgcode})
+        return cls(message)
+
+    operational = psycopg2.OperationalError
+    return [
+        (
+            "admin shutdown 57P01",
+            server_error(operational, "57P01", "terminating"),
+            True,
+        ),
+        ("crash shutdown 57P02", server_error(operational, "57P02", "crash"), True),
+        ("idle session 57P05", server_error(operational, "57P05", "idle"), True),
+        ("connection failure 08006", server_error(operational, "08006", "gone"), True),
+        (
+            "libpq lost link",
+            operational(
+                "server closed the connection unexpectedly\n\tThis probably means..."
+            ),
+            True,
+        ),
+        (
+            "connection already closed",
+            psycopg2.InterfaceError("connection already closed"),
+            True,
+        ),
+        ("query canceled 57014", server_error(operational, "57014", "timeout"), False),
+        (
+            "server error quoting a disconnect message",
+            server_error(
+                psycopg2.InternalError,
+                "P0001",
+                "server closed the connection unexpectedly",
+            ),
+            False,
+        ),
+        (
+            "cursor already closed",
+            psycopg2.InterfaceError("cursor already closed"),
+            False,
+        ),
+        ("connect refused", operational("connection refused"), False),
+        ("not a driver error", OSError("connection already closed"), False),
+    ]
+
+
+def _mysql_errors(module: ModuleType) -> list[tuple[str, BaseException, bool]]:
+    return [
+        ("2006 gone away", module.OperationalError(2006, "Server has gone away"), True),
+        ("2013 lost", module.OperationalError(2013, "Lost connection"), True),
+        (
+            "2014 out of sync",
+            module.ProgrammingError(2014, "Commands out of sync"),
+            True,
+        ),
+        ("2055 lost extended", module.OperationalError(2055, "Lost connection"), True),
+        ("1927 killed", module.OperationalError(1927, "Connection was killed"), True),
+        ("1053 shutdown", module.OperationalError(1053, "Server shutdown"), True),
+        (
+            "4031 MySQL inactivity",
+            module.OperationalError(
+                4031,
+                "The client was disconnected by the server because of inactivity.",
+            ),
+            True,
+        ),
+        (
+            "4031 MariaDB missing trigger",
+            module.OperationalError(4031, "Referenced trigger 't1' does not exist"),
+            False,
+        ),
+        ("closed handle (0, '')", module.InterfaceError(0, ""), True),
+        ("interface error, other", module.InterfaceError(0, "something else"), False),
+        ("2003 cannot connect", module.OperationalError(2003, "Can't connect"), False),
+        ("1317 query interrupted", module.OperationalError(1317, "interrupted"), False),
+        ("1062 duplicate", module.IntegrityError(1062, "Duplicate entry"), False),
+        ("1205 lock wait timeout", module.OperationalError(1205, "Lock wait"), False),
+        ("not a driver error", OSError(2013, "Lost connection"), False),
+    ]
+
+
+def _pymysql_errors() -> list[tuple[str, BaseException, bool]]:
+    pymysql = _driver("pymysql")
+    return [
+        *_mysql_errors(pymysql.err),
+        ("already closed", pymysql.err.Error("Already closed"), True),
+        ("other plain error", pymysql.err.Error("something"), False),
+    ]
+
+
+def _mysqldb_errors() -> list[tuple[str, BaseException, bool]]:
+    return _mysql_errors(_driver("MySQLdb"))
+
+
+def _sqlite3_errors() -> list[tuple[str, BaseException, bool]]:
+    return [
+        (
+            "closed database",
+            sqlite3.ProgrammingError("Cannot operate on a closed database."),
+            True,
+        ),
+        ("locked", sqlite3.OperationalError("database is locked"), False),
+        ("syntax", sqlite3.OperationalError('near "x": syntax error'), False),
+    ]
+
+
+ERROR_TABLES = {
+    "psycopg": _psycopg_errors,
+    "psycopg2": _psycopg2_errors,
+    "pymysql": _pymysql_errors,
+    "MySQLdb": _mysqldb_errors,
+    "sqlite3": _sqlite3_errors,
+}
+
+
+def _dialect(driver: str) -> Any:
+    if driver == "sqlite3":
+        return SQLite3Dialect()
+    return _dialect_module(driver).dialect_class()
+
+
+@pytest.mark.parametrize("driver", list(ERROR_TABLES))
+def test_is_disconnect_table(driver: str) -> None:
+    dialect = _dialect(driver)
+    table = ERROR_TABLES[driver]()
+
+    got = {name: dialect.is_disconnect(err, None) for name, err, _ in table}
+
+    assert got == {name: expected for name, _, expected in table}
+
+
+@pytest.mark.parametrize(
+    ("driver", "dead", "alive", "error"),
+    [
+        ("psycopg", {"closed": True, "broken": False}, {}, "ProgrammingError"),
+        ("psycopg", {"closed": False, "broken": True}, {}, "DataError"),
+        ("psycopg2", {"closed": 2}, {"closed": 0}, "DataError"),
+        ("pymysql", {"open": False}, {"open": True}, "ProgrammingError"),
+        ("MySQLdb", {"open": 0}, {"open": 1}, "ProgrammingError"),
+    ],
+)
+def test_any_driver_error_on_a_dead_connection_is_a_disconnect(
+    driver: str, dead: dict[str, Any], alive: dict[str, Any], error: str
+) -> None:
+    dialect = _dialect(driver)
+    err = getattr(_driver(driver), error)("any message")
+    alive = alive or {"closed": False, "broken": False}
+
+    assert dialect.is_disconnect(err, StubConnection(**dead)) is True
+    assert dialect.is_disconnect(err, StubConnection(**alive)) is False
+    assert dialect.is_disconnect(ValueError("x"), StubConnection(**dead)) is False
+
+
+# -- pings and resets that need no server -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("driver", "state"),
+    [
+        ("psycopg", {"closed": True, "broken": True}),
+        ("psycopg", {"closed": False, "broken": True}),
+        ("psycopg2", {"closed": 1}),
+    ],
+)
+def test_ping_of_closed_connection_is_false_without_io(
+    driver: str, state: dict[str, Any]
+) -> None:
+    conn = StubConnection(**state)
+
+    assert _dialect(driver).do_ping(conn) is False
+    assert conn.calls == []
+
+
+@pytest.mark.parametrize("driver", ["pymysql", "MySQLdb"])
+def test_mysql_ping_failure_with_lost_code_is_false(driver: str) -> None:
+    module = _driver(driver)
+
+    class LostConnection(StubConnection):
+        def ping(self, *args: Any, **kwargs: Any) -> None:
+            self.calls.append(("ping", *map(repr, args), *map(repr, kwargs.items())))
+            raise module.OperationalError(2013, "Lost connection")
+
+    conn = LostConnection(open=True)
+
+    assert _dialect(driver).do_ping(conn) is False
+    expected = ("ping", "('reconnect', False)") if driver == "pymysql" else ("ping",)
+    assert conn.calls == [expected]
+
+
+@pytest.mark.parametrize("driver", ["pymysql", "MySQLdb"])
+def test_mysql_ping_other_error_propagates(driver: str) -> None:
+    module = _driver(driver)
+    boom = module.OperationalError(1045, "Access denied")
+
+    class Refusing(StubConnection):
+        def ping(self, *args: Any, **kwargs: Any) -> None:
+            raise boom
+
+    with pytest.raises(module.OperationalError) as info:
+        _dialect(driver).do_ping(Refusing(open=True))
+    assert info.value is boom
+
+
+def test_sqlite3_rollback_ends_explicit_begin_under_autocommit() -> None:
+    # Python 3.12+'s autocommit=True: rollback() is a no-op, even inside BEGIN.
+    conn = StubConnection(autocommit=True, in_transaction=True)
+
+    SQLite3Dialect().do_rollback(conn)
+
+    assert conn.calls == [("rollback",), ("execute", "ROLLBACK")]
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"autocommit": False, "in_transaction": True},  # 3.12+: always in one
+        {"autocommit": -1, "in_transaction": True},  # LEGACY_TRANSACTION_CONTROL
+        {"in_transaction": True},  # before 3.12
+        {"autocommit": True, "in_transaction": False},
+    ],
+)
+def test_sqlite3_rollback_leaves_other_modes_to_the_driver(
+    state: dict[str, Any],
+) -> None:
+    conn = StubConnection(**state)
+
+    SQLite3Dialect().do_rollback(conn)
+
+    assert conn.calls == [("rollback",)]
+
+
+def test_sqlite3_rollback_ends_explicit_begin_in_legacy_autocommit() -> None:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        conn.execute("CREATE TABLE t (x INTEGER)")
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO t VALUES (1)")
+
+        SQLite3Dialect().do_rollback(conn)
+
+        assert not conn.in_transaction
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    finally:
+        conn.close()
+
+
+def test_sqlite3_ping_of_closed_connection_is_false() -> None:
+    conn = sqlite3.connect(":memory:")
+    dialect = SQLite3Dialect()
+    assert dialect.do_ping(conn) is True
+    conn.close()
+
+    assert dialect.do_ping(conn) is False
+
+
+def test_pymysql_close_tolerates_already_closed() -> None:
+    pymysql = _driver("pymysql")
+
+    class Closed(StubConnection):
+        def close(self) -> None:
+            self.calls.append(("close",))
+            raise pymysql.err.Error("Already closed")
+
+    class Failing(StubConnection):
+        def close(self) -> None:
+            raise pymysql.err.OperationalError(2013, "Lost connection")
+
+    conn = Closed()
+    _dialect("pymysql").do_close(conn)
+    assert conn.calls == [("close",)]
+    with pytest.raises(pymysql.err.OperationalError):
+        _dialect("pymysql").do_close(Failing())
+
+
+@pytest.mark.parametrize(("is_open", "closes"), [(1, True), (0, False)])
+def test_mysqldb_close_skips_closed_connection(is_open: int, closes: bool) -> None:
+    class Recording(StubConnection):
+        def close(self) -> None:
+            self.calls.append(("close",))
+
+    conn = Recording(open=is_open)
+
+    _dialect("MySQLdb").do_close(conn)
+
+    assert conn.calls == ([("close",)] if closes else [])
