@@ -22,8 +22,8 @@ from poolhouse import Pool
 from poolhouse import QueuePool
 from poolhouse import SingletonThreadPool
 from poolhouse import StaticPool
+from poolhouse import base
 from poolhouse import exc
-from poolhouse import impl
 from poolhouse._queue import Marker
 from poolhouse._queue import SlotQueue
 from poolhouse.base import ConnectionRecord
@@ -740,7 +740,7 @@ def test_interrupted_wait_leaves_the_line(
     def interrupted(self: Any, timeout: float) -> bool:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(impl._Waiter, "wait", interrupted)
+    monkeypatch.setattr(base._Waiter, "wait", interrupted)
     with pytest.raises(KeyboardInterrupt):
         pool.connect()
     monkeypatch.undo()

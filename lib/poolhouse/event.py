@@ -15,6 +15,7 @@ blinker alone does not give:
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import threading
 import weakref
@@ -220,6 +221,26 @@ def contains(target: Any, identifier: str, fn: Callable[..., Any]) -> bool:
         return any(
             listener.fn is fn for listener in dispatcher.by_target.get(target, ())
         )
+
+
+async def _send_async(signal: Signal, sender: Any, kwargs: dict[str, Any]) -> None:
+    """Send *signal* from an asyncio pool: each receiver in turn, awaited.
+
+    Listeners registered with :func:`listen` run in registration order, an
+    ``async def`` one awaited before the next starts; other blinker receivers
+    are called (sync) or awaited (async), as :meth:`blinker.Signal.send_async`
+    would.
+    """
+    for receiver in signal.receivers_for(sender):
+        if isinstance(receiver, _Dispatcher):
+            for listener in receiver.listeners_for(sender):
+                result = listener(kwargs)
+                if inspect.isawaitable(result):
+                    await result
+        else:
+            result = receiver(sender, **kwargs)
+            if inspect.isawaitable(result):
+                await result
 
 
 def _copy_listeners(source: Any, target: Any) -> None:

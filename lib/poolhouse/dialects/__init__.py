@@ -10,9 +10,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .base import AsyncDialect
 from .base import Dialect
 
-__all__ = ["Dialect", "dialect_for"]
+__all__ = ["AsyncDialect", "Dialect", "async_dialect_for", "dialect_for"]
 
 #: Top-level module of a driver's connection class -> poolhouse dialect module.
 DRIVER_MODULES: dict[str, str] = {
@@ -22,6 +23,26 @@ DRIVER_MODULES: dict[str, str] = {
     "pymysql": "pymysql",
     "MySQLdb": "mysqldb",
 }
+
+
+#: The same, for the connections of asyncio drivers.
+ASYNC_DRIVER_MODULES: dict[str, str] = {
+    "asyncpg": "asyncpg",
+    "psycopg": "psycopg_async",
+    "aiosqlite": "aiosqlite",
+}
+
+
+def _driver_dialect(dbapi_connection: Any, table: dict[str, str]) -> Any:
+    # The class's bases count too: drivers let applications subclass their
+    # connection class (psycopg2's connection_factory, psycopg's
+    # Connection), often in the application's own module.
+    for cls in type(dbapi_connection).__mro__:
+        name = table.get(cls.__module__.partition(".")[0])
+        if name is not None:
+            module = importlib.import_module(f"{__name__}.{name}")
+            return module.dialect_class()
+    return None
 
 
 def dialect_for(dbapi_connection: Any) -> Dialect:
@@ -35,13 +56,18 @@ def dialect_for(dbapi_connection: Any) -> Dialect:
     :return: an instance of that driver's dialect, or of the generic
         :class:`Dialect` for a driver poolhouse does not know.
     """
-    # The class's bases count too: drivers let applications subclass their
-    # connection class (psycopg2's connection_factory, psycopg's
-    # Connection), often in the application's own module.
-    for cls in type(dbapi_connection).__mro__:
-        name = DRIVER_MODULES.get(cls.__module__.partition(".")[0])
-        if name is not None:
-            module = importlib.import_module(f"{__name__}.{name}")
-            dialect: Dialect = module.dialect_class()
-            return dialect
-    return Dialect()
+    dialect: Dialect | None = _driver_dialect(dbapi_connection, DRIVER_MODULES)
+    return dialect if dialect is not None else Dialect()
+
+
+def async_dialect_for(dbapi_connection: Any) -> AsyncDialect:
+    """Return the asyncio dialect for the driver that made *dbapi_connection*.
+
+    :param dbapi_connection: a connection returned by an asyncio pool's creator.
+    :return: an instance of that driver's dialect, or of the generic
+        :class:`~poolhouse.dialects.base.AsyncDialect`.
+    """
+    dialect: AsyncDialect | None = _driver_dialect(
+        dbapi_connection, ASYNC_DRIVER_MODULES
+    )
+    return dialect if dialect is not None else AsyncDialect()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 from typing import ClassVar
 
@@ -84,3 +85,72 @@ def _close_quietly(cursor: Any) -> None:
         cursor.close()
     except Exception:  # noqa: BLE001  # a dead cursor must not hide the ping result
         pass
+
+
+class AsyncDialect:
+    """How an asyncio pool talks to one driver; every method but
+    :meth:`is_disconnect` is a coroutine.
+
+    The base class calls the connection's ``rollback``/``commit``/``close`` and
+    ``execute("SELECT 1")``, awaiting whatever they return; driver modules in
+    :mod:`poolhouse.dialects` subclass it for asyncpg, psycopg's
+    ``AsyncConnection`` and aiosqlite.
+    """
+
+    #: The name of the driver's top-level module, used to pick a dialect.
+    driver: ClassVar[str] = "generic"
+
+    async def do_rollback(self, dbapi_connection: Any) -> None:
+        """Roll back the connection's current transaction.
+
+        :param dbapi_connection: the driver connection.
+        """
+        await _maybe_await(dbapi_connection.rollback())
+
+    async def do_commit(self, dbapi_connection: Any) -> None:
+        """Commit the connection's current transaction.
+
+        :param dbapi_connection: the driver connection.
+        """
+        await _maybe_await(dbapi_connection.commit())
+
+    async def do_close(self, dbapi_connection: Any) -> None:
+        """Close the connection.
+
+        :param dbapi_connection: the driver connection.
+        """
+        await _maybe_await(dbapi_connection.close())
+
+    async def do_ping(self, dbapi_connection: Any) -> bool:
+        """Check that the connection still reaches its server.
+
+        :param dbapi_connection: the driver connection.
+        :return: ``True`` if the round trip succeeded; ``False`` for a failure
+            the dialect recognises as a disconnect.  Other errors propagate.
+        """
+        try:
+            await _maybe_await(dbapi_connection.execute("SELECT 1"))
+        except Exception as err:
+            if self.is_disconnect(err, dbapi_connection):
+                return False
+            raise
+        return True
+
+    def is_disconnect(self, exception: BaseException, dbapi_connection: Any) -> bool:
+        """Tell whether *exception* means the connection is lost.
+
+        The generic dialect cannot tell, so it answers ``False``.
+
+        :param exception: the error raised by the driver.
+        :param dbapi_connection: the connection it was raised on, if known.
+        """
+        return False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} driver={self.driver!r}>"
+
+
+async def _maybe_await(result: Any) -> Any:
+    if inspect.isawaitable(result):
+        return await result
+    return result
