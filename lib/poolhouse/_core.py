@@ -117,28 +117,7 @@ def _check_number(name: str, value: object, minimum: float, rule: str) -> float:
 class _PoolCore(abc.ABC):
     """Configuration, bookkeeping and decisions common to every pool.
 
-    The documented arguments are those of :class:`poolhouse.Pool` and
-    :class:`poolhouse.aio.AsyncPool`.
-
-    :param creator: a callable returning a new DBAPI connection; it takes no
-        argument, or one: the :class:`ConnectionRecord` being filled.
-    :param recycle: replace a connection at checkout once it is this many
-        seconds old; ``-1`` (default) never.
-    :param echo: ``True`` logs this pool's activity at INFO, ``"debug"`` at
-        DEBUG, to stdout; ``None`` (default) leaves logging configuration alone.
-    :param logging_name: appended to the logger name,
-        ``poolhouse.pool.<Class>.<logging_name>``.
-    :param reset_on_return: ``"rollback"``/``True`` (default), ``"commit"``, or
-        ``None``/``False`` for no reset when a connection comes back.
-    :param events: ``(fn, event_name)`` pairs registered with
-        :func:`poolhouse.event.listen` at construction.
-    :param dialect: the :class:`~poolhouse.dialects.Dialect` (or any object with
-        its methods) used to reset, close, ping and recognise disconnects;
-        ``None`` picks one from the first connection's driver.
-    :param pre_ping: ping each connection at checkout and replace it
-        transparently if it is dead.
-    :raises TypeError: an argument has the wrong type.
-    :raises ValueError: an argument is out of range.
+    The arguments are documented on :class:`poolhouse.Pool`.
     """
 
     _is_event_target: ClassVar[bool] = True
@@ -313,6 +292,13 @@ class _PoolCore(abc.ABC):
         if self._recycle >= 0 and self._clock() - rec.starttime > self._recycle:
             return "older than recycle"
         return None
+
+    def _call_creator(self, rec: Any) -> Any:
+        """Call the creator with the record if it takes one (an async creator
+        returns an awaitable, which the asyncio shell awaits)."""
+        if self._creator_wants_record:
+            return self._creator(rec)  # type: ignore[call-arg]  # checked in __init__
+        return self._creator()  # type: ignore[call-arg]  # checked in __init__
 
     def _retry_error(self, err: exc.DisconnectionError) -> exc.InvalidRequestError:
         """The error for a checkout whose every attempt listeners rejected."""

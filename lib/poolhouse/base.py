@@ -77,9 +77,8 @@ class Pool(_PoolLifecycle):
         return threading.Lock()
 
     def _invoke_creator(self, rec: Any) -> DBAPIConnection:
-        if self._creator_wants_record:
-            return self._creator(rec)  # type: ignore[call-arg]  # checked in __init__
-        return self._creator()  # type: ignore[call-arg]  # checked in __init__
+        conn: DBAPIConnection = self._call_creator(rec)
+        return conn
 
     def _emit(self, signal: Signal, **kwargs: Any) -> None:
         signal.send(self, **kwargs)

@@ -97,10 +97,7 @@ class AsyncPool(_AsyncPoolLifecycle):
         return asyncio.Lock()
 
     async def _invoke_creator(self, rec: Any) -> Any:
-        if self._creator_wants_record:
-            conn = self._creator(rec)  # type: ignore[call-arg]  # checked in __init__
-        else:
-            conn = self._creator()  # type: ignore[call-arg]  # checked in __init__
+        conn = self._call_creator(rec)
         if inspect.isawaitable(conn):
             conn = await conn
         return conn
