@@ -27,3 +27,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(
                 f"  {bench.name:<48} {mean * 1e6:9.3f} us  {mean / ref_mean:6.3f}x"
             )
+    waited = [b for b in session.benchmarks if "wait_median_ms" in b.extra_info]
+    if waited:
+        terminalreporter.section("poolhouse acquire waits (all timed rounds)")
+        for bench in waited:
+            info = bench.extra_info
+            terminalreporter.write_line(
+                f"  {bench.name:<48} median {info['wait_median_ms']:8.3f} ms  "
+                f"p99 {info['wait_p99_ms']:8.3f} ms  max {info['wait_max_ms']:8.3f} ms"
+                f"  max/median {info['wait_max_over_median']:8.2f}"
+                f"  no wait {info['no_wait_share']:4.0%}"
+            )

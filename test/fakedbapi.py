@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 from typing import Any
+
+from poolhouse.dialects.base import AsyncDialect
 
 
 class FakeDBAPIError(Exception):
@@ -211,3 +214,153 @@ class LockCheckingDialect(FakeDialect):
     def is_disconnect(self, exception: BaseException, dbapi_connection: Any) -> bool:
         self.note("is_disconnect")
         return super().is_disconnect(exception, dbapi_connection)
+
+
+# -- asyncio -------------------------------------------------------------------
+
+#: How long a gated call waits for its release before failing (seconds): a
+#: test that forgets to release a gate fails instead of hanging.
+GATE_TIMEOUT = 5.0
+
+
+class FakeGate:
+    """Holds every call of one name mid-flight until :meth:`release`."""
+
+    def __init__(self) -> None:
+        #: Set once a call has reached the gate.
+        self.entered = asyncio.Event()
+        self._open = asyncio.Event()
+        #: How many calls reached the gate.
+        self.arrivals = 0
+
+    def release(self) -> None:
+        self._open.set()
+
+    @property
+    def is_released(self) -> bool:
+        return self._open.is_set()
+
+    async def pass_through(self) -> None:
+        self.arrivals += 1
+        self.entered.set()
+        await asyncio.wait_for(self._open.wait(), GATE_TIMEOUT)
+
+
+class FakeAsyncConnection:
+    """An asyncio driver connection: ``rollback``/``commit``/``close``/``execute``
+    are coroutines, and every call goes into its driver's ordered call log."""
+
+    def __init__(self, dbapi: FakeAsyncDBAPI, number: int) -> None:
+        self.dbapi = dbapi
+        self.number = number
+        self.closed = False
+        #: Set by kill() or dbapi.kill_all(): the server side went away.
+        self.dead = False
+
+    async def _enter(self, what: str, *extra: Any) -> None:
+        """Log the call, then wait at its gate if one is set."""
+        self.dbapi.calls.append((what, self.number, *extra))
+        gate = self.dbapi.gates.get(what)
+        if gate is not None:
+            await gate.pass_through()
+
+    def _check_alive(self) -> None:
+        if self.closed:
+            raise FakeProgrammingError(f"connection {self.number} is closed")
+        if self.dead:
+            raise FakeOperationalError(f"connection {self.number}: server closed")
+
+    async def execute(self, operation: str, *args: Any) -> list[tuple[Any, ...]]:
+        await self._enter("execute", operation)
+        self._check_alive()
+        if self.dbapi.fail_execute is not None:
+            raise self.dbapi.fail_execute
+        return [(1,)]
+
+    async def rollback(self) -> None:
+        await self._enter("rollback")
+        self._check_alive()
+        if self.dbapi.fail_rollback is not None:
+            raise self.dbapi.fail_rollback
+
+    async def commit(self) -> None:
+        await self._enter("commit")
+        self._check_alive()
+
+    async def close(self) -> None:
+        await self._enter("close")
+        self.dbapi._note_closed(self)
+
+    def kill(self) -> None:
+        """Simulate the server dropping this connection."""
+        self.dead = True
+
+    def __repr__(self) -> str:
+        return f"<FakeAsyncConnection {self.number}>"
+
+
+class FakeAsyncDBAPI:
+    """The fake asyncio driver: ``await connect()`` plus failure switches.
+
+    Switches: ``refuse_connect`` (raised by the next connects),
+    ``fail_rollback`` (raised by rollback), ``fail_execute`` (raised by
+    execute, e.g. by a ping).  :meth:`hold` gates a call by name (``connect``,
+    ``execute``, ``rollback``, ``commit``, ``close``) until released.
+    """
+
+    OperationalError = FakeOperationalError
+    ProgrammingError = FakeProgrammingError
+
+    def __init__(self) -> None:
+        self._numbers = itertools.count(1)
+        self.calls: list[tuple[Any, ...]] = []
+        self.connections: list[FakeAsyncConnection] = []
+        self.refuse_connect: BaseException | None = None
+        self.fail_rollback: BaseException | None = None
+        self.fail_execute: BaseException | None = None
+        self.gates: dict[str, FakeGate] = {}
+
+    def hold(self, what: str) -> FakeGate:
+        """Make every *what* call wait mid-flight until the gate is released."""
+        gate = self.gates[what] = FakeGate()
+        return gate
+
+    async def connect(self) -> FakeAsyncConnection:
+        gate = self.gates.get("connect")
+        if gate is not None:
+            await gate.pass_through()
+        return self.connect_now()
+
+    def connect_now(self) -> FakeAsyncConnection:
+        """Open a connection without awaiting: for synchronous creators."""
+        if self.refuse_connect is not None:
+            self.calls.append(("connect-refused",))
+            raise self.refuse_connect
+        conn = FakeAsyncConnection(self, next(self._numbers))
+        self.connections.append(conn)
+        self.calls.append(("connect", conn.number))
+        return conn
+
+    def _note_closed(self, conn: FakeAsyncConnection) -> None:
+        conn.closed = True
+
+    def open_connections(self) -> list[FakeAsyncConnection]:
+        """Connections opened and not yet closed."""
+        return [c for c in self.connections if not c.closed]
+
+    def kill_all(self) -> None:
+        for conn in self.open_connections():
+            conn.kill()
+
+    def calls_named(self, *names: str) -> list[tuple[Any, ...]]:
+        return [c for c in self.calls if c[0] in names]
+
+
+class FakeAsyncDialect(AsyncDialect):
+    """The asyncio dialect for the fake driver: its OperationalError is a
+    disconnect; the rest is :class:`AsyncDialect`'s (ping by ``execute``)."""
+
+    driver = "fakeasync"
+
+    def is_disconnect(self, exception: BaseException, dbapi_connection: Any) -> bool:
+        return isinstance(exception, FakeOperationalError)

@@ -7,17 +7,22 @@ errors raised by real servers.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import types
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from poolhouse.dialects import ASYNC_DRIVER_MODULES
 from poolhouse.dialects import DRIVER_MODULES
+from poolhouse.dialects import AsyncDialect
 from poolhouse.dialects import Dialect
+from poolhouse.dialects import async_dialect_for
 from poolhouse.dialects import dialect_for
 from poolhouse.dialects.sqlite3 import SQLite3Dialect
 
@@ -480,3 +485,468 @@ def test_mysqldb_close_skips_closed_connection(is_open: int, closes: bool) -> No
     _dialect("MySQLdb").do_close(conn)
 
     assert conn.calls == ([("close",)] if closes else [])
+
+
+# -- asyncio dialects ---------------------------------------------------------------
+
+ASYNC_DRIVERS = ("asyncpg", "psycopg", "aiosqlite")
+
+
+def _async_dialect_module(driver: str) -> ModuleType:
+    _driver(driver)
+    module: ModuleType = __import__(
+        f"poolhouse.dialects.{ASYNC_DRIVER_MODULES[driver]}",
+        fromlist=["dialect_class"],
+    )
+    return module
+
+
+@pytest.mark.parametrize(
+    ("class_module", "driver", "dialect_name"),
+    [
+        ("asyncpg.connection", "asyncpg", "AsyncpgDialect"),
+        ("psycopg", "psycopg", "AsyncPsycopgDialect"),  # AsyncConnection's module
+        ("psycopg.connection_async", "psycopg", "AsyncPsycopgDialect"),
+        ("aiosqlite.core", "aiosqlite", "AiosqliteDialect"),
+    ],
+)
+def test_async_dialect_for_picks_by_module_of_connection_class(
+    class_module: str, driver: str, dialect_name: str
+) -> None:
+    module = _async_dialect_module(driver)
+    conn_class = type("Connection", (), {"__module__": class_module})
+    subclass = type("AppConnection", (conn_class,), {"__module__": __name__})
+
+    for conn in (conn_class(), subclass()):
+        dialect = async_dialect_for(conn)
+
+        assert type(dialect) is module.dialect_class
+        assert type(dialect).__name__ == dialect_name
+        assert dialect.driver == driver
+
+
+@pytest.mark.parametrize("conn", [object(), StubConnection()])
+def test_async_dialect_for_unknown_driver_is_generic(conn: object) -> None:
+    dialect = async_dialect_for(conn)
+
+    assert type(dialect) is AsyncDialect
+    assert repr(dialect) == "<AsyncDialect driver='generic'>"
+
+
+def test_psycopg_sync_and_async_connections_get_their_own_dialects() -> None:
+    psycopg = _driver("psycopg")
+    sync_dialect = _dialect_module("psycopg").dialect_class
+    async_dialect = _async_dialect_module("psycopg").dialect_class
+    # Instances without a connection behind them: only the class is read.
+    sync_conn: Any = object.__new__(type("App", (psycopg.Connection,), {}))
+    async_conn: Any = object.__new__(type("App", (psycopg.AsyncConnection,), {}))
+
+    assert type(dialect_for(sync_conn)) is sync_dialect
+    assert type(async_dialect_for(async_conn)) is async_dialect
+
+
+@pytest.mark.parametrize("driver", ASYNC_DRIVERS)
+def test_async_dialect_class_names_its_driver(driver: str) -> None:
+    module = _async_dialect_module(driver)
+
+    assert issubclass(module.dialect_class, AsyncDialect)
+    assert module.dialect_class.driver == driver
+    assert ASYNC_DRIVER_MODULES[driver] == module.__name__.rpartition(".")[2]
+
+
+@pytest.mark.parametrize(
+    ("module", "allowed"),
+    [
+        ("poolhouse.aio", ()),
+        ("poolhouse.dialects.asyncpg", ("asyncpg",)),
+        ("poolhouse.dialects.psycopg_async", ("psycopg",)),
+    ],
+)
+def test_importing_a_module_imports_only_its_driver(
+    module: str, allowed: tuple[str, ...]
+) -> None:
+    for name in allowed:
+        _driver(name)
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import poolhouse
+        import poolhouse.aio
+        import poolhouse.dialects
+        import {module}
+        drivers = ("psycopg", "psycopg2", "pymysql", "MySQLdb", "asyncpg",
+                   "aiosqlite")
+        print(sorted(m for m in drivers if m in sys.modules))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(sorted(allowed))
+
+
+def _asyncpg_errors() -> list[tuple[str, BaseException, bool]]:
+    _driver("asyncpg")
+    from asyncpg import exceptions as errors
+
+    return [
+        (
+            "admin shutdown 57P01",
+            errors.AdminShutdownError(
+                "terminating connection due to administrator command"
+            ),
+            True,
+        ),
+        ("crash shutdown 57P02", errors.CrashShutdownError("crash"), True),
+        ("cannot connect now 57P03", errors.CannotConnectNowError("starting"), True),
+        ("database dropped 57P04", errors.DatabaseDroppedError("dropped"), True),
+        ("idle session timeout 57P05", errors.IdleSessionTimeoutError("idle"), True),
+        (
+            "idle in transaction 25P03",
+            errors.IdleInTransactionSessionTimeoutError("idle tx"),
+            True,
+        ),
+        ("connection exception 08000", errors.PostgresConnectionError("gone"), True),
+        ("connection failure 08006", errors.ConnectionFailureError("gone"), True),
+        ("protocol violation 08P01", errors.ProtocolViolationError("bad"), True),
+        (
+            "closed mid-operation 08003",
+            errors.ConnectionDoesNotExistError(
+                "connection was closed in the middle of operation"
+            ),
+            True,
+        ),
+        ("interface: closed", errors.InterfaceError("connection is closed"), True),
+        (
+            "interface: resource on a closed connection",
+            errors.InterfaceError(
+                "cannot call Transaction.commit(): the underlying connection is closed"
+            ),
+            True,
+        ),
+        (
+            "protocol out of step after the server's last words",
+            errors.InternalClientError(
+                "cannot switch to state 11; another operation (2) is in progress"
+            ),
+            True,
+        ),
+        ("reset by peer", ConnectionResetError(104, "Connection reset by peer"), True),
+        ("broken pipe", BrokenPipeError(32, "Broken pipe"), True),
+        ("query canceled 57014", errors.QueryCanceledError("statement timeout"), False),
+        ("unique violation", errors.UniqueViolationError("duplicate key"), False),
+        (
+            "failed transaction 25P02",
+            errors.InFailedSQLTransactionError("current transaction is aborted"),
+            False,
+        ),
+        (
+            "server error quoting a disconnect message",
+            errors.RaiseError("connection is closed"),
+            False,
+        ),
+        (
+            "interface: busy",
+            errors.InterfaceError(
+                "cannot perform operation: another operation is in progress"
+            ),
+            False,
+        ),
+        (
+            "interface: released",
+            errors.InterfaceError(
+                "cannot call Transaction.commit(): the underlying connection has "
+                "been released back to the pool"
+            ),
+            False,
+        ),
+        (
+            "outdated schema cache",
+            errors.OutdatedSchemaCacheError("cached statement plan is invalid"),
+            False,
+        ),
+        ("command timeout", TimeoutError(), False),
+        ("other OSError", FileNotFoundError(2, "No such file"), False),
+        ("not a driver error", ValueError("connection is closed"), False),
+        ("cancelled", asyncio.CancelledError(), False),
+    ]
+
+
+ASYNC_ERROR_TABLES = {
+    "asyncpg": _asyncpg_errors,
+    # The same decisions as the sync dialect, from the same function.
+    "psycopg": _psycopg_errors,
+}
+
+
+@pytest.mark.parametrize("driver", list(ASYNC_ERROR_TABLES))
+def test_async_is_disconnect_table(driver: str) -> None:
+    dialect = _async_dialect_module(driver).dialect_class()
+    table = ASYNC_ERROR_TABLES[driver]()
+
+    got = {name: dialect.is_disconnect(err, None) for name, err, _ in table}
+
+    assert got == {name: expected for name, _, expected in table}
+
+
+class AsyncpgStub:
+    """What AsyncpgDialect reads and calls on an asyncpg connection."""
+
+    def __init__(
+        self,
+        *,
+        closed: bool = False,
+        in_transaction: bool = False,
+        cancelling: bool = False,
+        fail: dict[str, BaseException] | None = None,
+    ) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.closed = closed
+        self.in_transaction = in_transaction
+        self.fail = fail or {}
+        self._top_xact: object | None = None
+        self._pool_release_ctr = 0
+        self._protocol = types.SimpleNamespace(_is_cancelling=lambda: cancelling)
+
+    def is_closed(self) -> bool:
+        return self.closed
+
+    def is_in_transaction(self) -> bool:
+        return self.in_transaction
+
+    async def _call(self, *call: str) -> None:
+        self.calls.append(call)
+        if call[0] in self.fail:
+            raise self.fail[call[0]]
+
+    async def execute(self, sql: str) -> str:
+        await self._call("execute", sql)
+        self.in_transaction = False
+        return "OK"
+
+    async def reset(self) -> None:
+        await self._call("reset")
+
+    async def close(self) -> None:
+        await self._call("close")
+        self.closed = True
+
+    def terminate(self) -> None:
+        self.calls.append(("terminate",))
+        self.closed = True
+
+
+def _asyncpg_dialect(**kw: Any) -> Any:
+    return _async_dialect_module("asyncpg").dialect_class(**kw)
+
+
+@pytest.mark.parametrize(
+    ("dead", "error", "expected"),
+    [
+        (True, "InterfaceError", True),
+        (True, "UniqueViolationError", True),
+        (False, "UniqueViolationError", False),
+        (True, "OSError", True),
+        (False, "ConnectionResetError", False),  # not this connection's socket
+        (True, "ValueError", False),
+        (True, "CancelledError", False),
+    ],
+)
+def test_asyncpg_error_on_a_closed_connection_is_a_disconnect(
+    dead: bool, error: str, expected: bool
+) -> None:
+    asyncpg = _driver("asyncpg")
+    cls = {
+        "OSError": OSError,
+        "ConnectionResetError": ConnectionResetError,
+        "ValueError": ValueError,
+        "CancelledError": asyncio.CancelledError,
+    }.get(error) or getattr(asyncpg.exceptions, error)
+
+    got = _asyncpg_dialect().is_disconnect(cls("any message"), AsyncpgStub(closed=dead))
+
+    assert got is expected
+
+
+def test_asyncpg_dialect_arguments() -> None:
+    assert repr(_asyncpg_dialect()) == "<AsyncpgDialect driver='asyncpg'>"
+    assert repr(_asyncpg_dialect(reset_session=True)) == (
+        "<AsyncpgDialect driver='asyncpg' reset_session=True>"
+    )
+    with pytest.raises(TypeError, match="reset_session must be True or False"):
+        _asyncpg_dialect(reset_session=1)
+    with pytest.raises(TypeError):
+        _async_dialect_module("asyncpg").dialect_class(True)  # keyword only
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("state", "reset_session", "expected"),
+    [
+        ({}, False, []),  # idle: no round trip
+        ({"in_transaction": True}, False, [("execute", "ROLLBACK")]),
+        # A cancelled command's answer is due: the state is not known yet.
+        ({"cancelling": True}, False, [("execute", "ROLLBACK")]),
+        ({}, True, [("reset",)]),
+        ({"in_transaction": True}, True, [("execute", "ROLLBACK"), ("reset",)]),
+    ],
+)
+async def test_asyncpg_rollback_sends_only_what_is_needed(
+    state: dict[str, Any], reset_session: bool, expected: list[tuple[str, ...]]
+) -> None:
+    conn = AsyncpgStub(**state)
+    conn._top_xact = transaction = object()
+
+    await _asyncpg_dialect(reset_session=reset_session).do_rollback(conn)
+
+    assert conn.calls == expected
+    # The Transaction object of the checkout is retired, as asyncpg's pool
+    # does on release.
+    assert conn._top_xact is None and conn._pool_release_ctr == 1
+    assert transaction is not None
+
+
+@pytest.mark.asyncio
+async def test_asyncpg_commit_commits_the_open_transaction() -> None:
+    conn = AsyncpgStub(in_transaction=True)
+
+    await _asyncpg_dialect().do_commit(conn)
+
+    assert conn.calls == [("execute", "COMMIT")]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("method", ["do_rollback", "do_commit"])
+async def test_asyncpg_reset_of_closed_connection_raises_its_interface_error(
+    method: str,
+) -> None:
+    asyncpg = _driver("asyncpg")
+    conn = AsyncpgStub(closed=True)
+    dialect = _asyncpg_dialect()
+
+    with pytest.raises(asyncpg.InterfaceError, match="connection is closed") as info:
+        await getattr(dialect, method)(conn)
+
+    assert dialect.is_disconnect(info.value, None)
+    assert conn.calls == []
+
+
+@pytest.mark.asyncio
+async def test_asyncpg_ping() -> None:
+    asyncpg = _driver("asyncpg")
+    errors = asyncpg.exceptions
+    dialect = _asyncpg_dialect()
+
+    closed = AsyncpgStub(closed=True)
+    assert await dialect.do_ping(closed) is False
+    assert closed.calls == []
+
+    alive = AsyncpgStub()
+    assert await dialect.do_ping(alive) is True
+    assert alive.calls == [("execute", "SELECT 1")]
+
+    failed_tx = AsyncpgStub(fail={"execute": errors.InFailedSQLTransactionError()})
+    assert await dialect.do_ping(failed_tx) is True  # the server answered
+
+    lost = AsyncpgStub(fail={"execute": errors.ConnectionDoesNotExistError("gone")})
+    assert await dialect.do_ping(lost) is False
+
+    boom = errors.QueryCanceledError("statement timeout")
+    with pytest.raises(errors.QueryCanceledError) as info:
+        await dialect.do_ping(AsyncpgStub(fail={"execute": boom}))
+    assert info.value is boom
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("closed", "error", "raises"),
+    [
+        (True, None, False),  # already closed: nothing to do
+        (False, None, False),
+        (False, ConnectionResetError(104, "Connection reset by peer"), False),
+        (False, RuntimeError("unexpected"), True),
+        (False, asyncio.CancelledError(), True),
+    ],
+)
+async def test_asyncpg_close_terminates_when_close_fails(
+    closed: bool, error: BaseException | None, raises: bool
+) -> None:
+    conn = AsyncpgStub(closed=closed, fail={"close": error} if error else None)
+    dialect = _asyncpg_dialect()
+
+    if raises:
+        assert error is not None
+        with pytest.raises(type(error)):
+            await dialect.do_close(conn)
+    else:
+        await dialect.do_close(conn)
+
+    expected = [] if closed else [("close",)] + ([("terminate",)] if error else [])
+    assert conn.calls == expected
+    assert conn.closed
+
+
+class AsyncPsycopgStub(StubConnection):
+    """What AsyncPsycopgDialect reads and calls on a psycopg AsyncConnection."""
+
+    def __init__(self, *, status: int = 0, fail: BaseException | None = None, **kw):
+        super().__init__(closed=False, broken=False, autocommit=False, **kw)
+        self.info = types.SimpleNamespace(transaction_status=status)
+        self.fail = fail
+
+    async def set_autocommit(self, value: bool) -> None:
+        self.calls.append(("set_autocommit", repr(value)))
+        self.autocommit = value
+
+    async def execute(self, sql: str) -> Any:  # type: ignore[override]
+        self.calls.append(("execute", sql))
+        if self.fail is not None:
+            self.closed = True
+            raise self.fail
+        return self
+
+    async def close(self) -> None:
+        self.calls.append(("close",))
+
+
+@pytest.mark.asyncio
+async def test_psycopg_async_ping_switches_autocommit_only_outside_a_transaction() -> (
+    None
+):
+    dialect = _async_dialect_module("psycopg").dialect_class()
+
+    idle = AsyncPsycopgStub(status=0)  # TransactionStatus.IDLE
+    assert await dialect.do_ping(idle) is True
+    assert idle.calls == [
+        ("set_autocommit", "True"),
+        ("execute", ""),
+        ("close",),
+        ("set_autocommit", "False"),
+    ]
+
+    in_transaction = AsyncPsycopgStub(status=2)  # INTRANS
+    assert await dialect.do_ping(in_transaction) is True
+    assert in_transaction.calls == [("execute", ""), ("close",)]
+
+
+@pytest.mark.asyncio
+async def test_psycopg_async_ping_of_lost_connection_is_false() -> None:
+    psycopg = _driver("psycopg")
+    dialect = _async_dialect_module("psycopg").dialect_class()
+
+    for state in ({"closed": True}, {"broken": True}):
+        dead = AsyncPsycopgStub()
+        dead.__dict__.update(state)
+        assert await dialect.do_ping(dead) is False
+        assert dead.calls == []
+
+    lost = AsyncPsycopgStub(fail=psycopg.OperationalError("the connection is lost"))
+    assert await dialect.do_ping(lost) is False
+    # Closed by the failure: autocommit is not switched back.
+    assert lost.calls == [("set_autocommit", "True"), ("execute", "")]

@@ -40,6 +40,7 @@ RENAMES = {
     "AsyncStaticPool": "StaticPool",
     "AsyncAssertionPool": "AssertionPool",
     "_AsyncWaiter": "_Waiter",
+    "AsyncCreator": "Creator",
 }
 
 #: Keyword rules: (pattern, replacement).

@@ -41,6 +41,10 @@ RecordCreator = Callable[["ConnectionRecord"], DBAPIConnection]
 #: What ``creator=`` accepts.
 Creator = PlainCreator | RecordCreator
 
+#: What an asyncio pool's ``creator=`` accepts: a function or an ``async def``
+#: one, taking no argument or the record, returning a driver connection.
+AsyncCreator = Callable[[], Any] | Callable[[Any], Any]
+
 #: What ``reset_on_return=`` accepts.
 ResetOnReturn = Literal["rollback", "commit", True, False, None]
 #: The normalised reset style.

@@ -9,6 +9,10 @@ session: an unreachable server skips its tests, or fails them when
 Every pool's connections carry a tag (PostgreSQL ``application_name``; the
 server thread ids recorded by the creator on MariaDB), so a test counts and
 kills only its own sessions.
+
+The asyncio drivers (asyncpg, psycopg's ``AsyncConnection``) have their own
+backend, :class:`AsyncPostgreSQLBackend`, and async fixtures, against the same
+PostgreSQL server.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
+from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Iterator
 from types import ModuleType
@@ -30,8 +36,12 @@ from urllib.parse import unquote
 from urllib.parse import urlsplit
 
 import pytest
+import pytest_asyncio
 
 from poolhouse import Pool
+from poolhouse.aio import AsyncConnectionFairy
+from poolhouse.aio import AsyncPool
+from poolhouse.dialects import ASYNC_DRIVER_MODULES
 from poolhouse.dialects import DRIVER_MODULES
 
 PG_DSN_ENV = "POOLHOUSE_TEST_PG_DSN"
@@ -40,6 +50,8 @@ MYSQL_URL_ENV = "POOLHOUSE_TEST_MYSQL_URL"
 DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
 
 PG_DRIVERS = ("psycopg", "psycopg2")
+#: asyncio drivers, by module; psycopg stands for its AsyncConnection.
+ASYNC_PG_DRIVERS = ("asyncpg", "psycopg")
 MYSQL_DRIVERS = ("pymysql", "MySQLdb")
 
 #: How long a helper waits for the server to show a change (seconds).
@@ -49,6 +61,7 @@ _MISSING_DRIVER = {
     "psycopg": "psycopg 3 is not installed (pip install 'psycopg[binary]')",
     "psycopg2": "psycopg2 is not installed (pip install psycopg2-binary)",
     "pymysql": "PyMySQL is not installed (pip install pymysql)",
+    "asyncpg": "asyncpg is not installed (pip install asyncpg)",
     "MySQLdb": (
         "mysqlclient (MySQLdb) cannot be imported: pip install mysqlclient "
         "(it builds against libmariadb-dev or libmysqlclient-dev, found with "
@@ -392,6 +405,177 @@ class MySQLBackend(Backend):
             run(admin, f"DROP USER IF EXISTS '{user}'@'%'")
 
 
+async def wait_until_async(
+    observe: Callable[[], Awaitable[Any]],
+    expected: Any,
+    what: str,
+    timeout: float = SERVER_WAIT,
+) -> None:
+    """:func:`wait_until` for an asynchronous ``observe()``."""
+    deadline = time.monotonic() + timeout
+    seen = await observe()
+    while seen != expected:
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"{what}: still {seen!r} after {timeout}s, expected {expected!r}"
+            )
+        seen = await observe()
+
+
+def _parse_dsn(dsn: str) -> dict[str, str]:
+    """*dsn* (``key=value`` or URL form) as a dict, parsed by libpq."""
+    try:
+        import psycopg.conninfo
+    except ImportError:
+        import psycopg2.extensions
+
+        return dict(psycopg2.extensions.parse_dsn(dsn))
+    return {k: str(v) for k, v in psycopg.conninfo.conninfo_to_dict(dsn).items()}
+
+
+def _asyncpg_params(dsn: str) -> dict[str, Any]:
+    """asyncpg's connect kwargs for a libpq DSN."""
+    names = {"host": "host", "port": "port", "user": "user", "password": "password"}
+    names |= {"dbname": "database", "sslmode": "ssl", "connect_timeout": "timeout"}
+    params: dict[str, Any] = {}
+    for key, value in _parse_dsn(dsn).items():
+        if key not in names:
+            pytest.fail(
+                f"{PG_DSN_ENV}: the asyncpg tests do not know the libpq "
+                f"parameter {key!r}; drop it or add it to _asyncpg_params()"
+            )
+        params[names[key]] = value
+    for key in ("port", "timeout"):
+        if key in params:
+            params[key] = int(params[key])
+    return params
+
+
+class AsyncPostgreSQLBackend:
+    """asyncpg, or psycopg's ``AsyncConnection``, against the PostgreSQL at *dsn*.
+
+    SQL passed to :meth:`run` uses ``%s`` placeholders; asyncpg gets them
+    as ``$1``, ``$2``...
+
+    :param module: the driver module (:mod:`asyncpg` or :mod:`psycopg`).
+    """
+
+    server = "PostgreSQL"
+
+    def __init__(self, module: ModuleType, dsn: str) -> None:
+        self.module = module
+        self.name = module.__name__
+        self.dsn = dsn
+        self._asyncpg_params = _asyncpg_params(dsn) if self.name == "asyncpg" else {}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+    @property
+    def dialect_class(self) -> type:
+        """The poolhouse dialect class for this driver's asyncio connections."""
+        module = importlib.import_module(
+            f"poolhouse.dialects.{ASYNC_DRIVER_MODULES[self.name]}"
+        )
+        cls: type = module.dialect_class
+        return cls
+
+    @property
+    def begin_modes(self) -> tuple[bool, ...]:
+        """The ways a transaction begins: ``False`` implicitly (psycopg with
+        autocommit off), ``True`` with an explicit ``BEGIN`` in autocommit
+        mode, which is asyncpg's only way."""
+        return (True,) if self.name == "asyncpg" else (False, True)
+
+    async def connect(self, tag: str, *, autocommit: bool = True) -> Any:
+        """Open a connection tagged *tag*; asyncpg ignores *autocommit*."""
+        if self.name == "asyncpg":
+            params = {"timeout": 5, **self._asyncpg_params}
+            return await self.module.connect(
+                server_settings={"application_name": tag}, **params
+            )
+        return await self.module.AsyncConnection.connect(
+            self.dsn, autocommit=autocommit, application_name=tag, connect_timeout=5
+        )
+
+    def creator(
+        self, tag: str, *, autocommit: bool = True
+    ) -> Callable[[], Awaitable[Any]]:
+        """An async pool creator whose connections are tagged *tag*."""
+
+        async def create() -> Any:
+            return await self.connect(tag, autocommit=autocommit)
+
+        return create
+
+    async def admin(self) -> Any:
+        """An untagged autocommit connection to inspect and kill sessions."""
+        return await self.connect("poolhouse-admin")
+
+    async def run(self, conn: Any, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Execute *sql* on *conn* (pool or driver connection); return the rows."""
+        if self.name == "asyncpg":
+            numbered = iter(range(1, len(params) + 1))
+            sql = re.sub("%s", lambda _: f"${next(numbered)}", sql)
+            return [tuple(r) for r in await conn.fetch(sql, *params)]
+        cursor = await conn.execute(sql, params or None)
+        try:
+            return (
+                [tuple(r) for r in await cursor.fetchall()]
+                if cursor.description
+                else []
+            )
+        finally:
+            await cursor.close()
+
+    async def scalar(self, conn: Any, sql: str, *params: Any) -> Any:
+        """The single value *sql* returns."""
+        rows = await self.run(conn, sql, *params)
+        assert len(rows) == 1 and len(rows[0]) == 1, rows
+        return rows[0][0]
+
+    async def session_id(self, conn: Any) -> int:
+        return int(await self.scalar(conn, "SELECT pg_backend_pid()"))
+
+    def pid(self, conn: Any) -> int:
+        """The server process id the driver was told at connect (no I/O)."""
+        if self.name == "asyncpg":
+            return int(conn.get_server_pid())
+        return int(conn.info.backend_pid)
+
+    async def sessions(self, conn: Any, tag: str, state: str | None = None) -> int:
+        """How many sessions tagged *tag* (in *state*, if given) the server has."""
+        sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+        if state is None:
+            return int(await self.scalar(conn, sql, tag))
+        return int(await self.scalar(conn, sql + " AND state = %s", tag, state))
+
+    async def kill(self, admin: Any, tag: str) -> int:
+        """Terminate every session tagged *tag* server-side; return how many."""
+        rows = await self.run(
+            admin,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s",
+            tag,
+        )
+        return sum(1 for (done,) in rows if done)
+
+    def in_transaction(self, conn: Any) -> bool:
+        """Whether *conn* has a transaction open, as the driver last heard."""
+        raw = conn.driver_connection if isinstance(conn, AsyncConnectionFairy) else conn
+        if self.name == "asyncpg":
+            return bool(raw.is_in_transaction())
+        return int(raw.info.transaction_status) != 0  # TransactionStatus.IDLE
+
+    async def wait_for_sessions(self, admin: Any, tag: str, expected: int) -> None:
+        """Wait until the server lists *expected* sessions tagged *tag*."""
+        await wait_until_async(
+            lambda: self.sessions(admin, tag),
+            expected,
+            f"{self.server} sessions tagged {tag}",
+        )
+
+
 # -- servers: checked once per session ---------------------------------------------
 
 
@@ -478,3 +662,52 @@ def pools() -> Iterator[list[Pool]]:
     yield made
     for pool in made:
         pool.dispose()
+
+
+# -- asyncio drivers ----------------------------------------------------------------
+
+
+@pytest.fixture(params=ASYNC_PG_DRIVERS, ids=["asyncpg", "psycopg-async"])
+def async_backend(request: pytest.FixtureRequest) -> AsyncPostgreSQLBackend:
+    """Each asyncio driver in turn, against PostgreSQL."""
+    module = import_driver(request.param)
+    return AsyncPostgreSQLBackend(module, request.getfixturevalue("pg_dsn"))
+
+
+@pytest_asyncio.fixture
+async def async_admin(async_backend: AsyncPostgreSQLBackend) -> AsyncIterator[Any]:
+    """An autocommit connection outside every pool, to inspect the server."""
+    conn = await async_backend.admin()
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest_asyncio.fixture
+async def async_table(
+    async_backend: AsyncPostgreSQLBackend, async_admin: Any
+) -> AsyncIterator[str]:
+    """A table of this test only, holding the row ``(1, 0)``."""
+    name = f"poolhouse_{uuid.uuid4().hex[:12]}"
+    await async_backend.run(
+        async_admin, f"CREATE TABLE {name} (id integer PRIMARY KEY, v integer NOT NULL)"
+    )
+    try:
+        await async_backend.run(
+            async_admin, f"INSERT INTO {name} (id, v) VALUES (1, 0)"
+        )
+        yield name
+    finally:
+        # A failed test may leave a session holding a lock on it: fail, not hang.
+        await async_backend.run(async_admin, "SET lock_timeout = '10s'")
+        await async_backend.run(async_admin, f"DROP TABLE IF EXISTS {name}")
+
+
+@pytest_asyncio.fixture
+async def apools() -> AsyncIterator[list[AsyncPool]]:
+    """asyncio pools to dispose of after the test, whatever happened in it."""
+    made: list[AsyncPool] = []
+    yield made
+    for pool in made:
+        await pool.dispose()

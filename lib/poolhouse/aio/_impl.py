@@ -17,7 +17,7 @@ from .._core import _check_int
 from .._queue import CREATE
 from .._queue import Marker
 from .._queue import SlotQueue
-from .._typing import Creator
+from .._typing import AsyncCreator
 from ._lifecycle import _AsyncRecordLifecycle
 from .base import AsyncPool
 from .base import _AsyncWaiter
@@ -46,7 +46,7 @@ class AsyncQueuePool(AsyncPool):
 
     def __init__(
         self,
-        creator: Creator,
+        creator: AsyncCreator,
         pool_size: int = 5,
         max_overflow: int = 10,
         timeout: float = 30.0,
@@ -247,7 +247,7 @@ class AsyncStaticPool(AsyncPool):
 
     _shares_records = True
 
-    def __init__(self, creator: Creator, **kw: Any) -> None:
+    def __init__(self, creator: AsyncCreator, **kw: Any) -> None:
         super().__init__(creator, **kw)
         self._record: _AsyncRecordLifecycle | None = None
         # Serialises opening the one connection; separate from the
@@ -300,7 +300,7 @@ class AsyncAssertionPool(AsyncPool):
     :param kw: the arguments of the pool base class.
     """
 
-    def __init__(self, creator: Creator, **kw: Any) -> None:
+    def __init__(self, creator: AsyncCreator, **kw: Any) -> None:
         super().__init__(creator, **kw)
         self._record: _AsyncRecordLifecycle | None = None
         self._checked_out = False

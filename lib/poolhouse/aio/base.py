@@ -14,7 +14,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import inspect
-from collections.abc import Awaitable
 from collections.abc import Generator
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -25,6 +24,7 @@ from blinker import Signal
 from .. import event
 from .. import exc
 from .._queue import Marker
+from .._typing import AsyncCreator
 from ..dialects import async_dialect_for
 from ..dialects.base import AsyncDialect
 from ._lifecycle import _AsyncFairyLifecycle
@@ -45,7 +45,7 @@ class AsyncPool(_AsyncPoolLifecycle):
     :raises ValueError: an argument is out of range.
     """
 
-    def __init__(self, creator: Any, **kw: Any) -> None:
+    def __init__(self, creator: AsyncCreator, **kw: Any) -> None:
         super().__init__(creator, **kw)
         self._loop: asyncio.AbstractEventLoop | None = None
         # Strong references keep reclaim tasks alive until they finish.
@@ -145,10 +145,21 @@ class AsyncConnectionFairy(_AsyncFairyLifecycle):
 
     async def close(self) -> None:
         """Return the connection to its pool (reset first); a second call does
-        nothing.  Shielded: cancelling the caller does not stop the return."""
+        nothing.
+
+        The return runs in its own task, shielded from the caller's
+        cancellation.  A cancelled caller also cuts the reset short rather than
+        wait on it: the connection is then invalidated, and its slot freed
+        either way.
+        """
         if self._returned:
             return
-        await asyncio.shield(_AsyncFairyLifecycle.close(self))
+        returning = asyncio.ensure_future(_AsyncFairyLifecycle.close(self))
+        try:
+            await asyncio.shield(returning)
+        except asyncio.CancelledError:
+            returning.cancel()  # _reset() invalidates; _checkin() frees the slot
+            raise
 
 
 AsyncPool._record_class = AsyncConnectionRecord
@@ -192,31 +203,38 @@ class _Checkout:
 class _AsyncWaiter:
     """A task parked in ``AsyncQueuePool._do_get``, woken by a hand-off."""
 
-    __slots__ = ("_future", "granted")
+    __slots__ = ("_future", "_loop", "granted")
 
     def __init__(self) -> None:
         # Created inside the pool's running loop, at first wait.
-        self._future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._future: asyncio.Future[None] = self._loop.create_future()
         self.granted: _AsyncRecordLifecycle | Marker | None = None
 
     def grant(self, what: _AsyncRecordLifecycle | Marker) -> None:
         """Hand *what* to the waiter (called under the pool lock, in its loop).
 
-        A task cancelled meanwhile still owns *what*: it finds it in
-        :attr:`granted` when it leaves the line, and passes it on.
+        A task cancelled or timed out meanwhile still owns *what*: it finds it
+        in :attr:`granted` when it leaves the line, and passes it on.
         """
         self.granted = what
+        self._wake()
+
+    def _wake(self) -> None:
         if not self._future.done():
             self._future.set_result(None)
 
     async def wait(self, timeout: float) -> bool:
-        """Wait until granted or *timeout* seconds pass; tell which."""
-        waited: Awaitable[None] = self._future
+        """Wait until granted or *timeout* seconds pass; tell whether granted."""
         if timeout == float("inf"):
-            await waited
+            await self._future
             return True
+        # One timer that wakes the same future: lighter than wait_for(), which
+        # adds a future and callbacks per wait, and every checkout of a busy
+        # pool waits.
+        timer = self._loop.call_later(timeout, self._wake)
         try:
-            await asyncio.wait_for(waited, timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+            await self._future
+        finally:
+            timer.cancel()
+        return self.granted is not None

@@ -1,4 +1,8 @@
-"""Dialect for psycopg 3 (:mod:`psycopg`), synchronous connections."""
+"""Dialect for psycopg 3 (:mod:`psycopg`), synchronous connections.
+
+The decisions (is it a disconnect, does the ping switch autocommit) are plain
+functions that :mod:`poolhouse.dialects.psycopg_async` calls too.
+"""
 
 from __future__ import annotations
 
@@ -37,12 +41,9 @@ class PsycopgDialect(Dialect):
             during the ping.
         """
         conn = dbapi_connection
-        if conn.closed or conn.broken:
+        if _is_unusable(conn):
             return False
-        switch = (
-            not conn.autocommit
-            and conn.info.transaction_status == TransactionStatus.IDLE
-        )
+        switch = _ping_switches_autocommit(conn)
         try:
             if switch:
                 conn.autocommit = True
@@ -70,20 +71,42 @@ class PsycopgDialect(Dialect):
         :param exception: the error raised by psycopg.
         :param dbapi_connection: the connection it was raised on, if known.
         """
-        if not isinstance(exception, psycopg.Error):
-            return False
-        if dbapi_connection is not None and (
-            getattr(dbapi_connection, "closed", False)
-            or getattr(dbapi_connection, "broken", False)
-        ):
-            return True
-        if exception.sqlstate is None and not isinstance(
-            exception, psycopg.OperationalError | psycopg.InterfaceError
-        ):
-            return False
-        return _postgresql.is_disconnect_error(
-            exception.sqlstate, str(exception), _CLIENT_MESSAGES
-        )
+        return _is_disconnect(exception, dbapi_connection)
+
+
+# -- decisions shared with the asyncio dialect (psycopg_async) -----------------------
+
+
+def _is_unusable(conn: Any) -> bool:
+    """Whether psycopg already knows *conn* is closed or its link lost."""
+    return bool(conn.closed or conn.broken)
+
+
+def _ping_switches_autocommit(conn: Any) -> bool:
+    """Whether the ping must run in autocommit mode so psycopg sends no ``BEGIN``.
+
+    Only outside a transaction: inside one the ping joins it and changes nothing.
+    """
+    return (
+        not conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE
+    )
+
+
+def _is_disconnect(exception: BaseException, conn: Any) -> bool:
+    """:meth:`PsycopgDialect.is_disconnect`, for sync and async connections."""
+    if not isinstance(exception, psycopg.Error):
+        return False
+    if conn is not None and (
+        getattr(conn, "closed", False) or getattr(conn, "broken", False)
+    ):
+        return True
+    if exception.sqlstate is None and not isinstance(
+        exception, psycopg.OperationalError | psycopg.InterfaceError
+    ):
+        return False
+    return _postgresql.is_disconnect_error(
+        exception.sqlstate, str(exception), _CLIENT_MESSAGES
+    )
 
 
 dialect_class = PsycopgDialect

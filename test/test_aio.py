@@ -1,0 +1,1694 @@
+"""The asyncio pools: poolhouse.aio (AsyncPool and its four classes).
+
+The same lifecycle as the thread pools, so these tests check parity with them,
+plus what asyncio adds: awaitable and async-with checkout, ``async def``
+creators and listeners, one event loop per pool, cancellation, and the return
+of a garbage-collected connection on the pool's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import logging
+import math
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from poolhouse import AssertionPool
+from poolhouse import NullPool
+from poolhouse import Pool
+from poolhouse import QueuePool
+from poolhouse import StaticPool
+from poolhouse import event
+from poolhouse import events
+from poolhouse import exc
+from poolhouse.aio import AsyncAssertionPool
+from poolhouse.aio import AsyncConnectionFairy
+from poolhouse.aio import AsyncConnectionRecord
+from poolhouse.aio import AsyncNullPool
+from poolhouse.aio import AsyncPool
+from poolhouse.aio import AsyncQueuePool
+from poolhouse.aio import AsyncStaticPool
+from poolhouse.aio.base import _AsyncWaiter
+from poolhouse.base import PoolResetState
+from poolhouse.dialects.base import AsyncDialect
+
+from .conftest import FakeClock
+from .fakedbapi import FakeAsyncConnection
+from .fakedbapi import FakeAsyncDBAPI
+from .fakedbapi import FakeAsyncDialect
+from .fakedbapi import FakeDBAPI
+from .fakedbapi import FakeDialect
+from .fakedbapi import FakeOperationalError
+from .fakedbapi import FakeProgrammingError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ASYNC_CLASSES: list[type[AsyncPool]] = [
+    AsyncQueuePool,
+    AsyncNullPool,
+    AsyncStaticPool,
+    AsyncAssertionPool,
+]
+
+#: Each asyncio pool class and its thread twin.
+TWINS: list[tuple[type[AsyncPool], type[Pool]]] = [
+    (AsyncQueuePool, QueuePool),
+    (AsyncNullPool, NullPool),
+    (AsyncStaticPool, StaticPool),
+    (AsyncAssertionPool, AssertionPool),
+]
+
+ALL_EVENTS = tuple(events.SIGNATURES)
+
+#: How long any wait of a test may take before it fails (seconds).
+WAIT = 5.0
+
+#: How many times a test lets the loop run before giving up on a condition.
+YIELDS = 200
+
+MakePool = Callable[..., AsyncPool]
+MakeQueuePool = Callable[..., AsyncQueuePool]
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+@pytest.fixture
+def adbapi() -> FakeAsyncDBAPI:
+    return FakeAsyncDBAPI()
+
+
+@pytest.fixture
+def adialect() -> FakeAsyncDialect:
+    return FakeAsyncDialect()
+
+
+@pytest.fixture
+def make_queue_pool(
+    adbapi: FakeAsyncDBAPI, adialect: FakeAsyncDialect, clock: FakeClock
+) -> MakeQueuePool:
+    def make(
+        creator: Callable[..., Any] | None = None, **kwargs: Any
+    ) -> AsyncQueuePool:
+        kwargs.setdefault("dialect", adialect)
+        chosen: Callable[..., Any] = creator or adbapi.connect
+        pool = AsyncQueuePool(chosen, **kwargs)
+        pool._clock = clock
+        return pool
+
+    return make
+
+
+def fake(conn: AsyncConnectionFairy) -> FakeAsyncConnection:
+    raw = conn.driver_connection
+    assert isinstance(raw, FakeAsyncConnection)
+    return raw
+
+
+def number(conn: AsyncConnectionFairy) -> int:
+    return fake(conn).number
+
+
+async def yield_until(predicate: Callable[[], bool], limit: int = YIELDS) -> bool:
+    """Let the loop run until *predicate* holds; ``False`` if it never did."""
+    for _ in range(limit):
+        if predicate():
+            return True
+        await asyncio.sleep(0)
+    return predicate()
+
+
+async def wait_until_parked(pool: AsyncQueuePool, n: int) -> None:
+    """Let the loop run until *n* tasks wait in *pool*'s line."""
+    parked = await yield_until(lambda: len(pool._slots.waiters) == n)
+    assert parked, f"{len(pool._slots.waiters)} tasks waiting, expected {n}"
+
+
+async def finish(task: asyncio.Task[Any]) -> None:
+    """Wait, bounded, for *task* to end, whatever its outcome."""
+    done, _ = await asyncio.wait({task}, timeout=WAIT)
+    assert task in done, f"{task!r} did not finish within {WAIT}s"
+
+
+def pooled_numbers(pool: AsyncQueuePool) -> list[int]:
+    """The fake connection numbers held by *pool*'s idle records."""
+    found = []
+    for rec in pool._slots.idle:
+        conn = rec.dbapi_connection
+        if conn is not None:
+            assert isinstance(conn, FakeAsyncConnection)
+            found.append(conn.number)
+    return sorted(found)
+
+
+def assert_nothing_leaked(pool: AsyncQueuePool, adbapi: FakeAsyncDBAPI) -> None:
+    """Nothing is checked out, waiting or closing, every slot is idle, and every
+    open connection is one of the pool's idle ones."""
+    slots = pool._slots
+    assert pool.checkedout() == 0
+    assert not slots.waiters
+    assert slots.closing == 0
+    assert slots.opened == len(slots.idle)
+    assert pooled_numbers(pool) == sorted(c.number for c in adbapi.open_connections())
+
+
+Seen = list[tuple[str, tuple[Any, ...]]]
+
+
+def _note(seen: Seen, name: str, *args: Any) -> None:
+    seen.append((name, args))
+
+
+async def _note_later(seen: Seen, name: str, *args: Any) -> None:
+    await asyncio.sleep(0)
+    seen.append((name, args))
+
+
+def record(target: Any, *names: str, awaited: bool = False) -> Seen:
+    """Listen for *names* (default: every event) on *target*; return the log.
+
+    :param awaited: register ``async def`` listeners that yield to the loop
+        before noting the event.
+    """
+    seen: Seen = []
+    note = _note_later if awaited else _note
+    for name in names or ALL_EVENTS:
+        event.listen(target, name, functools.partial(note, seen, name))
+    return seen
+
+
+def names_of(seen: Seen) -> list[str]:
+    return [name for name, _ in seen]
+
+
+# -- checkout and return -------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_await_connect_then_close(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=2, max_overflow=1)
+    conn = await pool.connect()
+    assert isinstance(conn, AsyncConnectionFairy)
+    assert conn.is_valid
+    assert conn.driver_connection is adbapi.connections[0]
+    assert conn.dbapi_connection is adbapi.connections[0]
+    assert await conn.execute("SELECT 1") == [(1,)]  # passed through to the driver
+    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (0, 1, -1)
+
+    await conn.close()
+
+    assert not conn.is_valid
+    assert conn.is_detached
+    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (1, 0, -1)
+    assert adbapi.calls == [
+        ("connect", 1),
+        ("execute", 1, "SELECT 1"),
+        ("rollback", 1),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_async_with_returns_the_connection(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool()
+    async with pool.connect() as conn:
+        assert isinstance(conn, AsyncConnectionFairy)
+        assert conn.is_valid
+        assert pool.checkedout() == 1
+    assert not conn.is_valid
+    assert pool.checkedout() == 0
+    assert adbapi.calls == [("connect", 1), ("rollback", 1)]
+    async with pool.connect() as again:
+        assert fake(again) is adbapi.connections[0]
+
+
+@pytest.mark.asyncio
+async def test_second_close_does_nothing_and_use_after_close_raises(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool()
+    seen = record(pool, "checkin")
+    conn = await pool.connect()
+    await conn.close()
+    calls = list(adbapi.calls)
+
+    await conn.close()
+
+    assert adbapi.calls == calls
+    assert names_of(seen) == ["checkin"]
+    uses: list[Callable[[], object]] = [
+        lambda: conn.driver_connection,
+        lambda: conn.dbapi_connection,
+        lambda: conn.info,
+        lambda: conn.execute,
+        conn.cursor,
+    ]
+    for use in uses:
+        with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
+            use()
+    with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
+        await conn.invalidate()
+    with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
+        await conn.detach()
+    assert adbapi.calls == calls
+    assert pool.checkedout() == 0
+
+
+@pytest.mark.asyncio
+async def test_close_inside_async_with_is_not_repeated_on_exit(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool()
+    seen = record(pool, "checkin")
+    async with pool.connect() as conn:
+        await conn.close()
+        assert pool.checkedout() == 0
+    assert names_of(seen) == ["checkin"]
+    assert adbapi.calls_named("rollback") == [("rollback", 1)]
+
+
+@pytest.mark.asyncio
+async def test_invalidate_closes_and_the_next_checkout_reconnects(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    async with pool.connect() as conn:
+        raw = fake(conn)
+        await conn.invalidate()
+        assert raw.closed
+        assert not conn.is_valid
+        with pytest.raises(exc.InvalidRequestError, match="was invalidated"):
+            conn.driver_connection  # noqa: B018  # the property raises
+    assert adbapi.calls_named("rollback") == []  # nothing left to reset
+    assert pool.checkedout() == 0
+    async with pool.connect() as conn:
+        assert number(conn) == 2
+
+
+@pytest.mark.asyncio
+async def test_soft_invalidate_keeps_the_connection_until_returned(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    seen = record(pool, "soft_invalidate", "invalidate")
+    async with pool.connect() as conn:
+        await conn.invalidate(soft=True)
+        assert conn.is_valid
+        assert await conn.execute("SELECT 1") == [(1,)]
+    assert not adbapi.connections[0].closed
+    async with pool.connect() as conn:
+        assert number(conn) == 2
+    assert adbapi.connections[0].closed
+    assert names_of(seen) == ["soft_invalidate"]
+
+
+@pytest.mark.asyncio
+async def test_detach_takes_the_connection_out_of_the_pool(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    seen = record(pool, "detach", "close_detached")
+    conn = await pool.connect()
+    raw = fake(conn)
+    await conn.detach()
+    assert conn.is_detached
+    assert await conn.execute("SELECT 1") == [(1,)]
+    async with pool.connect() as other:  # the slot is free again
+        assert fake(other) is not raw
+    assert not raw.closed
+    await conn.close()
+    assert raw.closed
+    assert names_of(seen) == ["detach", "close_detached"]
+
+
+@pytest.mark.asyncio
+async def test_dispose_closes_idle_and_expires_checked_out(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=2, max_overflow=0)
+    idle = await pool.connect()
+    busy = await pool.connect()
+    await idle.close()
+
+    await pool.dispose()
+
+    assert adbapi.connections[0].closed
+    assert not adbapi.connections[1].closed
+    assert await busy.execute("SELECT 1") == [(1,)]
+    await busy.close()
+    async with pool.connect() as conn:
+        assert number(conn) == 3  # the expired one is replaced, not reused
+    assert adbapi.connections[1].closed
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+async def test_queue_pool_counters_through_a_cycle(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=2, max_overflow=2, timeout=7)
+    assert (pool.size(), pool.timeout()) == (2, 7.0)
+    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (0, 0, -2)
+    held = []
+    for checkedout, overflow in [(1, -1), (2, 0), (3, 1), (4, 2)]:
+        held.append(await pool.connect())
+        assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (
+            0,
+            checkedout,
+            overflow,
+        )
+    assert "checked out=4, overflow=2/2, waiting=0" in pool.status()
+    # Returned overflow connections are closed; pool_size of them are kept.
+    expected_back = [(0, 3, 1), (0, 2, 0), (1, 1, 0), (2, 0, 0)]
+    for conn, state in zip(held, expected_back, strict=True):
+        await conn.close()
+        assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == state
+    assert len(adbapi.open_connections()) == 2
+    assert len(adbapi.calls_named("rollback")) == 4
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+async def test_creator_may_be_sync_or_async_with_or_without_the_record(
+    adbapi: FakeAsyncDBAPI, adialect: FakeAsyncDialect
+) -> None:
+    given: list[object] = []
+
+    def sync_plain() -> FakeAsyncConnection:
+        given.append("sync_plain")
+        return adbapi.connect_now()
+
+    def sync_with_record(rec: AsyncConnectionRecord) -> FakeAsyncConnection:
+        given.append(rec)
+        return adbapi.connect_now()
+
+    async def async_plain() -> FakeAsyncConnection:
+        given.append("async_plain")
+        return await adbapi.connect()
+
+    async def async_with_record(rec: AsyncConnectionRecord) -> FakeAsyncConnection:
+        await asyncio.sleep(0)
+        given.append(rec)
+        return await adbapi.connect()
+
+    # The async creators are what an asyncio pool is for: the annotations of
+    # the pool classes must accept them as written here.
+    pools: list[AsyncPool] = [
+        AsyncQueuePool(sync_plain, dialect=adialect),
+        AsyncQueuePool(sync_with_record, dialect=adialect),
+        AsyncQueuePool(async_plain, dialect=adialect),
+        AsyncQueuePool(async_with_record, dialect=adialect),
+        AsyncStaticPool(async_plain, dialect=adialect),
+        AsyncAssertionPool(async_with_record, dialect=adialect),
+        AsyncNullPool(async_plain, dialect=adialect),
+        # A plain function returning an awaitable (like aiosqlite.connect).
+        AsyncQueuePool(lambda: adbapi.connect(), dialect=adialect),
+    ]
+    for i, pool in enumerate(pools, start=1):
+        async with pool.connect() as conn:
+            assert number(conn) == i
+            assert await conn.execute("SELECT 1") == [(1,)]
+    records = [g for g in given if not isinstance(g, str)]
+    assert [g for g in given if isinstance(g, str)] == [
+        "sync_plain",
+        "async_plain",
+        "async_plain",
+        "async_plain",
+    ]
+    assert len(records) == 3
+    assert all(isinstance(rec, AsyncConnectionRecord) for rec in records)
+    for pool in pools:
+        await pool.dispose()
+
+
+# -- events --------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_sync_and_async_listeners_run_in_registration_order(
+    make_queue_pool: MakeQueuePool,
+) -> None:
+    pool = make_queue_pool()
+    order: list[str] = []
+
+    def sync_a(conn: Any, rec: Any, proxy: Any) -> None:
+        order.append("a")
+
+    async def async_b(conn: Any, rec: Any, proxy: Any) -> None:
+        order.append("b-start")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        order.append("b-end")
+
+    def class_c(conn: Any, rec: Any, proxy: Any) -> None:
+        order.append("c")
+
+    async def async_d(conn: Any, rec: Any, proxy: Any) -> None:
+        await asyncio.sleep(0)
+        order.append("d")
+
+    def sync_e(conn: Any, rec: Any, proxy: Any) -> None:
+        order.append("e")
+
+    event.listen(pool, "checkout", sync_a)
+    event.listen(pool, "checkout", async_b)
+    event.listen(AsyncQueuePool, "checkout", class_c)
+    event.listen(pool, "checkout", async_d)
+    event.listen(pool, "checkout", sync_e)
+
+    async with pool.connect():
+        assert order == ["a", "b-start", "b-end", "c", "d", "e"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("awaited", [False, True], ids=["sync", "async"])
+async def test_full_cycle_fires_events_in_lifecycle_order(
+    make_queue_pool: MakeQueuePool, awaited: bool
+) -> None:
+    pool = make_queue_pool()
+    seen = record(pool, awaited=awaited)
+    conn = await pool.connect()
+    assert names_of(seen) == ["first_connect", "connect", "checkout"]
+    await conn.close()
+    await pool.dispose()
+    assert names_of(seen) == [
+        "first_connect",
+        "connect",
+        "checkout",
+        "reset",
+        "checkin",
+        "close",
+    ]
+
+
+@pytest.mark.asyncio
+async def test_listeners_get_the_documented_arguments(
+    make_queue_pool: MakeQueuePool,
+) -> None:
+    pool = make_queue_pool()
+    seen = record(pool, "checkout", "reset", awaited=True)
+    async with pool.connect() as conn:
+        raw = fake(conn)
+    (_, (c_conn, c_rec, c_proxy)), (_, (r_conn, r_rec, state)) = seen
+    assert (c_conn, c_proxy, r_conn) == (raw, conn, raw)
+    assert isinstance(c_rec, AsyncConnectionRecord)
+    assert r_rec is c_rec
+    assert isinstance(state, PoolResetState)
+    assert state.asyncio_safe
+
+
+@pytest.mark.asyncio
+async def test_named_and_once_work_for_async_listeners(
+    make_queue_pool: MakeQueuePool,
+) -> None:
+    pool = make_queue_pool()
+    named: list[dict[str, Any]] = []
+    once: list[Any] = []
+
+    async def by_name(**kw: Any) -> None:
+        named.append(kw)
+
+    async def first_only(conn: Any, rec: Any, proxy: Any) -> None:
+        once.append(conn)
+
+    event.listen(pool, "checkout", by_name, named=True)
+    event.listen(pool, "checkout", first_only, once=True)
+    for _ in range(2):
+        async with pool.connect():
+            pass
+    assert [sorted(kw) for kw in named] == [
+        ["connection_proxy", "connection_record", "dbapi_connection"]
+    ] * 2
+    assert len(once) == 1
+
+
+@pytest.mark.asyncio
+async def test_raw_blinker_receivers_are_called_and_awaited(
+    make_queue_pool: MakeQueuePool,
+) -> None:
+    pool = make_queue_pool()
+    got: list[tuple[str, Any, Any]] = []
+
+    def sync_receiver(sender: Any, **kw: Any) -> None:
+        got.append(("sync", sender, kw["dbapi_connection"]))
+
+    async def async_receiver(sender: Any, **kw: Any) -> None:
+        await asyncio.sleep(0)
+        got.append(("async", sender, kw["dbapi_connection"]))
+
+    events.checkout.connect(sync_receiver, weak=False)
+    events.checkout.connect(async_receiver, sender=pool, weak=False)
+
+    async with pool.connect() as conn:
+        assert sorted(kind for kind, _, _ in got) == ["async", "sync"]
+        assert all(sender is pool and raw is fake(conn) for _, sender, raw in got)
+
+
+@pytest.mark.asyncio
+async def test_class_level_listeners_reach_every_async_pool_of_the_class(
+    make_queue_pool: MakeQueuePool,
+    adbapi: FakeAsyncDBAPI,
+    adialect: FakeAsyncDialect,
+    dbapi: FakeDBAPI,
+    dialect: FakeDialect,
+) -> None:
+    queue_seen = record(AsyncQueuePool, "checkout")
+    any_async_seen = record(AsyncPool, "checkout", awaited=True)
+    pool = make_queue_pool()  # created after the listeners: still reached
+    null_pool = AsyncNullPool(adbapi.connect, dialect=adialect)
+    sync_twin = QueuePool(dbapi.connect, dialect=dialect)
+
+    async with pool.connect() as conn:
+        raw = fake(conn)
+    async with null_pool.connect():
+        pass
+    sync_twin.connect().close()  # the thread twin is not an AsyncQueuePool
+
+    assert [args[0] for _, args in queue_seen] == [raw]
+    assert [args[0].number for _, args in any_async_seen] == [1, 2]
+    sync_twin.dispose()
+
+
+@pytest.mark.asyncio
+async def test_checkout_listener_disconnect_retries_with_a_new_connection(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    rejected: list[int] = []
+
+    async def reject_twice(conn: FakeAsyncConnection, rec: Any, proxy: Any) -> None:
+        await asyncio.sleep(0)
+        if len(rejected) < 2:
+            rejected.append(conn.number)
+            raise exc.DisconnectionError(f"{conn!r} is stale")
+
+    event.listen(pool, "checkout", reject_twice)
+    async with pool.connect() as conn:
+        assert number(conn) == 3
+    assert rejected == [1, 2]
+    assert [c.number for c in adbapi.open_connections()] == [3]
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+async def test_checkout_listener_rejecting_every_connection_gives_up_after_three(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+
+    async def reject(conn: Any, rec: Any, proxy: Any) -> None:
+        raise exc.DisconnectionError("stale")
+
+    event.listen(pool, "checkout", reject)
+    with pytest.raises(exc.InvalidRequestError, match="rejected 3") as raised:
+        await pool.connect()
+    assert raised.value.pool is pool
+    assert isinstance(raised.value.__cause__, exc.DisconnectionError)
+    assert len(adbapi.calls_named("connect")) == 3
+    assert adbapi.open_connections() == []
+    assert_nothing_leaked(pool, adbapi)
+    event.remove(pool, "checkout", reject)
+    async with pool.connect() as conn:
+        assert number(conn) == 4
+
+
+@pytest.mark.asyncio
+async def test_racing_first_connections_wait_for_first_connect_listeners(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=2, max_overflow=0)
+    order: list[tuple[Any, ...]] = []
+    started, finished = asyncio.Event(), asyncio.Event()
+
+    async def first(conn: FakeAsyncConnection, rec: Any) -> None:
+        order.append(("first_connect", conn.number))
+        started.set()
+        await asyncio.wait_for(finished.wait(), WAIT)
+        order.append(("first_connect done",))
+
+    def on_connect(conn: FakeAsyncConnection, rec: Any) -> None:
+        order.append(("connect", conn.number))
+
+    event.listen(pool, "first_connect", first)
+    event.listen(pool, "connect", on_connect)
+
+    async def take() -> int:
+        async with pool.connect() as conn:
+            return number(conn)
+
+    one = asyncio.create_task(take())
+    await asyncio.wait_for(started.wait(), WAIT)
+    two = asyncio.create_task(take())
+    assert await yield_until(lambda: len(adbapi.connections) == 2)
+    for _ in range(5):
+        await asyncio.sleep(0)  # give the second one every chance to overtake
+    assert order == [("first_connect", 1)]
+    assert not two.done()
+
+    finished.set()
+    assert list(await asyncio.wait_for(asyncio.gather(one, two), WAIT)) == [1, 2]
+    assert order == [
+        ("first_connect", 1),
+        ("first_connect done",),
+        ("connect", 1),
+        ("connect", 2),
+    ]
+
+
+# -- the same semantics as the thread pools ---------------------------------
+
+
+@pytest.mark.asyncio
+async def test_recycle_replaces_an_old_connection(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI, clock: FakeClock
+) -> None:
+    pool = make_queue_pool(recycle=10)
+    await (await pool.connect()).close()
+    clock.advance(9)
+    async with pool.connect() as conn:
+        assert number(conn) == 1
+    clock.advance(2)
+    async with pool.connect() as conn:
+        assert number(conn) == 2
+    assert adbapi.connections[0].closed
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+async def test_pre_ping_replaces_a_dead_connection_and_expires_older_ones(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=3, max_overflow=0, pre_ping=True)
+    held = [await pool.connect() for _ in range(3)]
+    for conn in held:
+        await conn.close()
+    adbapi.calls.clear()
+    adbapi.connections[0].kill()  # FIFO: connection 1 is checked out first
+
+    async with pool.connect() as conn:
+        assert number(conn) == 4
+        assert adbapi.calls_named("execute") == [("execute", 1, "SELECT 1")]
+    async with pool.connect() as a, pool.connect() as b:
+        # Opened before the dead one was found: replaced without a ping.
+        assert {number(a), number(b)} == {5, 6}
+    assert adbapi.calls_named("execute") == [("execute", 1, "SELECT 1")]
+    assert [c.number for c in adbapi.connections if c.closed] == [1, 2, 3]
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+async def test_pre_ping_keeps_a_live_connection(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pre_ping=True)
+    await (await pool.connect()).close()  # a fresh connection is not pinged
+    assert adbapi.calls_named("execute") == []
+    async with pool.connect() as conn:
+        assert number(conn) == 1
+    assert adbapi.calls_named("execute") == [("execute", 1, "SELECT 1")]
+
+
+@pytest.mark.asyncio
+async def test_disconnect_in_async_with_invalidates_expires_and_propagates(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=2, max_overflow=0)
+    held = await pool.connect()  # connection 1, opened before the disconnect
+    error = FakeOperationalError("server closed the connection")
+
+    with pytest.raises(FakeOperationalError) as raised:
+        async with pool.connect() as conn:
+            assert number(conn) == 2
+            raise error
+
+    assert raised.value is error
+    assert adbapi.connections[1].closed  # invalidated
+    assert await held.execute("SELECT 1") == [(1,)]  # usable until returned
+    await held.close()
+    async with pool.connect() as a, pool.connect() as b:
+        # Connection 1 expired with the disconnect: replaced at checkout.
+        assert {number(a), number(b)} == {3, 4}
+    assert adbapi.connections[0].closed
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+async def test_other_error_in_async_with_keeps_the_connection(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool()
+    error = FakeProgrammingError("syntax error")
+    with pytest.raises(FakeProgrammingError) as raised:
+        async with pool.connect():
+            raise error
+    assert raised.value is error
+    assert adbapi.calls == [("connect", 1), ("rollback", 1)]
+    async with pool.connect() as conn:
+        assert number(conn) == 1
+
+
+@pytest.mark.asyncio
+async def test_handle_error_says_whether_it_was_a_disconnect(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool()
+    async with pool.connect() as conn:
+        assert not await pool.handle_error(conn, FakeProgrammingError("typo"))
+        assert conn.is_valid
+        assert await pool.handle_error(conn, FakeOperationalError("gone"))
+        assert not conn.is_valid
+    assert adbapi.connections[0].closed
+
+
+@pytest.mark.asyncio
+async def test_failed_rollback_discards_the_connection_with_a_warning(
+    make_queue_pool: MakeQueuePool,
+    adbapi: FakeAsyncDBAPI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    caplog.set_level(logging.WARNING, logger=pool.logger.name)
+    adbapi.fail_rollback = FakeOperationalError("rollback failed")
+
+    async with pool.connect():
+        pass  # the failed reset is not the caller's error
+
+    assert adbapi.connections[0].closed
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert repr(pool) in warnings[0].getMessage()
+    assert "discarded" in warnings[0].getMessage()
+    assert_nothing_leaked(pool, adbapi)
+    adbapi.fail_rollback = None
+    async with pool.connect() as conn:
+        assert number(conn) == 2
+
+
+@pytest.mark.asyncio
+async def test_default_dialect_is_the_generic_async_one(
+    adbapi: FakeAsyncDBAPI,
+) -> None:
+    pool = AsyncNullPool(adbapi.connect)
+    assert type(pool.dialect) is AsyncDialect
+    async with pool.connect():
+        pass
+    # The fake driver is not one poolhouse knows.
+    assert type(pool.dialect) is AsyncDialect
+    assert adbapi.calls == [("connect", 1), ("rollback", 1), ("close", 1)]
+
+
+# -- waiting for a connection --------------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("use_lifo", [False, True])
+@pytest.mark.parametrize(("pool_size", "max_overflow"), [(1, 0), (2, 1), (0, 2)])
+async def test_waiters_are_served_first_come_first_served(
+    make_queue_pool: MakeQueuePool,
+    adbapi: FakeAsyncDBAPI,
+    use_lifo: bool,
+    pool_size: int,
+    max_overflow: int,
+) -> None:
+    pool = make_queue_pool(
+        pool_size=pool_size, max_overflow=max_overflow, use_lifo=use_lifo
+    )
+    capacity = pool_size + max_overflow
+    held = [await pool.connect() for _ in range(capacity)]
+    n = 6
+    served: list[int] = []
+    got = [asyncio.Event() for _ in range(n)]
+    release = [asyncio.Event() for _ in range(n)]
+
+    async def work(i: int) -> None:
+        async with pool.connect():
+            served.append(i)
+            got[i].set()
+            await asyncio.wait_for(release[i].wait(), WAIT)
+
+    tasks = []
+    for i in range(n):
+        tasks.append(asyncio.create_task(work(i)))
+        # Task i is parked behind 0..i-1 before the next one starts.
+        await wait_until_parked(pool, i + 1)
+    assert served == []
+
+    # Free the held connections one at a time, then each worker's in turn.
+    for i in range(n):
+        if i < capacity:
+            await held[i].close()
+        else:
+            release[i - capacity].set()
+        await asyncio.wait_for(got[i].wait(), WAIT)
+        assert served == list(range(i + 1))
+    for i in range(max(0, n - capacity), n):
+        release[i].set()
+    await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+    assert served == list(range(n))
+    assert len(adbapi.connections) == capacity  # none beyond the limit
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+async def test_timeout_error_says_what_happened_and_what_to_do(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=2, max_overflow=1, timeout=0.05)
+    held = [await pool.connect() for _ in range(3)]
+
+    with pytest.raises(exc.TimeoutError) as info:
+        await pool.connect()
+
+    err = info.value
+    assert isinstance(err, TimeoutError)
+    assert err.pool is pool
+    assert err.timeout == 0.05
+    for fragment in (
+        repr(pool),
+        "0.05s",
+        "pool_size=2",
+        "max_overflow=1",
+        "checked out=3",
+        "waiting=0",
+        "close()",
+        "pool_size/max_overflow/timeout",
+    ):
+        assert fragment in str(err)
+    # The timed-out checkout left the line and took nothing with it.
+    assert not pool._slots.waiters
+    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (0, 3, 1)
+    for conn in held:
+        await conn.close()
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+async def test_zero_timeout_fails_at_once_when_full(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=0)
+    async with pool.connect():
+        with pytest.raises(exc.TimeoutError) as info:
+            await pool.connect()
+    assert info.value.timeout == 0.0
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+async def test_returned_connection_goes_to_the_waiter_not_a_newcomer(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    held = await pool.connect()
+
+    async def take() -> AsyncConnectionFairy:
+        return await pool.connect()
+
+    waiter = asyncio.create_task(take())
+    await wait_until_parked(pool, 1)
+    await held.close()  # handed to the waiter before it even runs
+    newcomer = asyncio.create_task(take())
+    await wait_until_parked(pool, 1)  # the newcomer waits in its turn
+    await finish(waiter)
+    first = waiter.result()
+    assert number(first) == 1
+    assert not newcomer.done()
+    await first.close()
+    await finish(newcomer)
+    second = newcomer.result()
+    assert number(second) == 1
+    await second.close()
+    assert len(adbapi.connections) == 1
+    assert_nothing_leaked(pool, adbapi)
+
+
+# -- cancellation never leaks --------------------------------------------------
+
+
+async def _hold_then_park(
+    pool: AsyncQueuePool, names: list[str], served: list[tuple[str, int]]
+) -> tuple[AsyncConnectionFairy, dict[str, asyncio.Task[None]]]:
+    """Check out the pool's one connection, then park a task per name behind
+    it, in that order."""
+    held = await pool.connect()
+
+    async def take(name: str) -> None:
+        async with pool.connect() as conn:
+            served.append((name, number(conn)))
+
+    tasks = {}
+    for i, name in enumerate(names):
+        tasks[name] = asyncio.create_task(take(name))
+        await wait_until_parked(pool, i + 1)
+    return held, tasks
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("timeout", [30.0, math.inf])
+async def test_task_cancelled_while_waiting_gives_up_its_place(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI, timeout: float
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=timeout)
+    served: list[tuple[str, int]] = []
+    held, tasks = await _hold_then_park(pool, ["a", "b"], served)
+
+    tasks["a"].cancel()
+    await finish(tasks["a"])
+
+    assert tasks["a"].cancelled()
+    assert len(pool._slots.waiters) == 1
+    await held.close()
+    await finish(tasks["b"])
+    assert tasks["b"].exception() is None
+    assert served == [("b", 1)]
+    assert len(adbapi.connections) == 1
+    assert_nothing_leaked(pool, adbapi)
+
+
+def _cancel_on_grant(
+    monkeypatch: pytest.MonkeyPatch, victim: list[asyncio.Task[None]]
+) -> None:
+    """Cancel ``victim[0]`` right after the first grant to a waiter, before
+    the waiter runs."""
+    original = _AsyncWaiter.grant
+    done: list[bool] = []
+
+    def grant_then_cancel(self: _AsyncWaiter, what: Any) -> None:
+        original(self, what)
+        if not done:
+            done.append(True)
+            victim[0].cancel()
+
+    monkeypatch.setattr(_AsyncWaiter, "grant", grant_then_cancel)
+
+
+def _cancel_before_grant(
+    pool: AsyncQueuePool, victim: list[asyncio.Task[None]]
+) -> None:
+    """Cancel ``victim[0]`` while the connection is being returned, just
+    before it is handed to the oldest waiter."""
+
+    def cancel(conn: Any, rec: Any) -> None:
+        victim[0].cancel()
+
+    event.listen(pool, "checkin", cancel, once=True)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("timeout", [30.0, math.inf])
+@pytest.mark.parametrize("when", ["before-grant", "after-grant"])
+async def test_cancel_racing_a_grant_loses_no_connection(
+    make_queue_pool: MakeQueuePool,
+    adbapi: FakeAsyncDBAPI,
+    monkeypatch: pytest.MonkeyPatch,
+    timeout: float,
+    when: str,
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=timeout)
+    served: list[tuple[str, int]] = []
+    held, tasks = await _hold_then_park(pool, ["a", "b"], served)
+    victim = [tasks["a"]]
+    if when == "after-grant":
+        _cancel_on_grant(monkeypatch, victim)
+    else:
+        _cancel_before_grant(pool, victim)
+
+    await held.close()
+    await finish(tasks["a"])
+    await finish(tasks["b"])
+
+    # Whoever ended up with it, the connection came back and b was served.
+    assert tasks["b"].exception() is None
+    assert ("b", 1) in served
+    assert tasks["a"].cancelled() or served == [("a", 1), ("b", 1)]
+    assert len(adbapi.connections) == 1
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("timeout", [30.0, math.inf])
+@pytest.mark.parametrize("when", ["before-grant", "after-grant"])
+async def test_cancelled_checkout_ends_cancelled_even_if_granted_meanwhile(
+    make_queue_pool: MakeQueuePool,
+    adbapi: FakeAsyncDBAPI,
+    monkeypatch: pytest.MonkeyPatch,
+    timeout: float,
+    when: str,
+) -> None:
+    """A cancelled task must not carry on with a connection: the grant is
+    passed on to the next waiter and the task ends cancelled."""
+    pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=timeout)
+    served: list[tuple[str, int]] = []
+    held, tasks = await _hold_then_park(pool, ["a", "b"], served)
+    victim = [tasks["a"]]
+    if when == "after-grant":
+        _cancel_on_grant(monkeypatch, victim)
+    else:
+        _cancel_before_grant(pool, victim)
+
+    await held.close()
+    await finish(tasks["a"])
+    await finish(tasks["b"])
+
+    assert tasks["a"].cancelled()
+    assert served == [("b", 1)]
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+async def test_task_cancelled_inside_async_with_returns_its_connection(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    inside, never = asyncio.Event(), asyncio.Event()
+
+    async def use() -> None:
+        async with pool.connect():
+            inside.set()
+            await asyncio.wait_for(never.wait(), WAIT)
+
+    task = asyncio.create_task(use())
+    await asyncio.wait_for(inside.wait(), WAIT)
+    task.cancel()
+    await finish(task)
+
+    assert task.cancelled()
+    assert adbapi.calls == [("connect", 1), ("rollback", 1)]  # reset done
+    assert not adbapi.connections[0].closed
+    assert_nothing_leaked(pool, adbapi)
+    async with pool.connect() as conn:
+        assert number(conn) == 1
+
+
+@pytest.mark.asyncio
+async def test_cancel_while_the_reset_hangs_invalidates_and_frees_the_slot(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    """A reset that cannot finish leaves the connection in an unknown state:
+    the cancelled return discards it and gives its slot back, without waiting
+    for the stuck rollback."""
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    gate = adbapi.hold("rollback")
+
+    async def use() -> None:
+        async with pool.connect():
+            pass
+
+    task = asyncio.create_task(use())
+    await asyncio.wait_for(gate.entered.wait(), WAIT)
+    task.cancel()
+    await finish(task)
+    try:
+        assert task.cancelled()
+        returned = await yield_until(lambda: pool.checkedout() == 0)
+        assert returned, "the slot stays taken while the rollback hangs"
+        assert adbapi.connections[0].closed  # invalidated
+        assert not gate.is_released
+        assert_nothing_leaked(pool, adbapi)
+    finally:
+        gate.release()  # whatever happened, let a stuck rollback end
+        await yield_until(lambda: pool.checkedout() == 0)
+    del adbapi.gates["rollback"]
+    async with pool.connect() as conn:
+        assert number(conn) == 2
+
+
+@pytest.mark.asyncio
+async def test_cancel_while_the_reset_runs_still_returns_the_connection(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    """Whatever the pool decides about a reset interrupted by a cancel, the
+    slot comes back once the rollback call ends."""
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    gate = adbapi.hold("rollback")
+
+    async def use() -> None:
+        async with pool.connect():
+            pass
+
+    task = asyncio.create_task(use())
+    await asyncio.wait_for(gate.entered.wait(), WAIT)
+    task.cancel()
+    await finish(task)
+    gate.release()
+    assert await yield_until(lambda: pool.checkedout() == 0)
+    assert task.cancelled()
+    assert_nothing_leaked(pool, adbapi)
+    del adbapi.gates["rollback"]
+    async with pool.connect() as conn:
+        assert number(conn) in (1, 2)
+
+
+@pytest.mark.asyncio
+async def test_cancel_while_the_creator_runs_frees_the_slot(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    gate = adbapi.hold("connect")
+
+    async def take() -> None:
+        await pool.connect()
+
+    task = asyncio.create_task(take())
+    await asyncio.wait_for(gate.entered.wait(), WAIT)
+    assert pool.checkedout() == 1  # the slot is reserved while connecting
+    task.cancel()
+    await finish(task)
+
+    assert task.cancelled()
+    assert pool._slots.opened == 0
+    assert_nothing_leaked(pool, adbapi)
+    del adbapi.gates["connect"]
+    async with pool.connect() as conn:
+        assert number(conn) == 1
+
+
+@pytest.mark.asyncio
+async def test_cancel_during_an_async_checkout_listener_returns_the_connection(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    entered, never = asyncio.Event(), asyncio.Event()
+
+    async def slow_check(conn: Any, rec: Any, proxy: Any) -> None:
+        entered.set()
+        await asyncio.wait_for(never.wait(), WAIT)
+
+    event.listen(pool, "checkout", slow_check)
+
+    async def take() -> None:
+        await pool.connect()
+
+    task = asyncio.create_task(take())
+    await asyncio.wait_for(entered.wait(), WAIT)
+    task.cancel()
+    await finish(task)
+
+    assert task.cancelled()
+    assert adbapi.calls == [("connect", 1), ("rollback", 1)]
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+async def test_cancel_during_pre_ping_returns_the_slot(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0, pre_ping=True)
+    await (await pool.connect()).close()
+    gate = adbapi.hold("execute")
+
+    async def take() -> None:
+        await pool.connect()
+
+    task = asyncio.create_task(take())
+    await asyncio.wait_for(gate.entered.wait(), WAIT)
+    task.cancel()
+    await finish(task)
+
+    assert task.cancelled()
+    assert_nothing_leaked(pool, adbapi)
+    del adbapi.gates["execute"]
+    async with pool.connect() as conn:
+        assert await conn.execute("SELECT 1") == [(1,)]
+
+
+# -- one event loop per pool ---------------------------------------------------
+
+
+def _use_in_a_new_loop(pool: AsyncPool) -> exc.InvalidRequestError:
+    """Check out from *pool* in a fresh event loop; return the refusal."""
+
+    async def use() -> None:
+        async with pool.connect():
+            pass
+
+    with pytest.raises(exc.InvalidRequestError) as info:
+        asyncio.run(use())
+    return info.value
+
+
+@pytest.mark.asyncio
+async def test_pool_used_from_a_second_event_loop_says_so(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool()
+    async with pool.connect():
+        pass
+
+    err = await asyncio.wait_for(asyncio.to_thread(_use_in_a_new_loop, pool), WAIT)
+
+    message = str(err)
+    assert repr(pool) in message
+    assert repr(asyncio.get_running_loop()) in message
+    assert "event loop" in message
+    assert "recreate()" in message
+    assert err.pool is pool
+    assert adbapi.calls == [("connect", 1), ("rollback", 1)]  # nothing touched
+    assert_nothing_leaked(pool, adbapi)
+    async with pool.connect() as conn:  # still fine in its own loop
+        assert number(conn) == 1
+
+
+def test_pool_whose_loop_ended_is_refused_and_recreate_gives_a_usable_one(
+    make_queue_pool: MakeQueuePool,
+) -> None:
+    pool = make_queue_pool()
+    seen = record(pool, "checkout")
+
+    async def round_trip(p: AsyncPool) -> int:
+        async with p.connect() as conn:
+            return number(conn)
+
+    assert asyncio.run(round_trip(pool)) == 1
+    err = _use_in_a_new_loop(pool)
+    assert "recreate()" in str(err)
+
+    new = pool.recreate()
+    assert asyncio.run(round_trip(new)) == 2
+    assert names_of(seen) == ["checkout", "checkout"]
+
+
+# -- a connection dropped without close() --------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("pool_class", ASYNC_CLASSES, ids=lambda c: c.__name__)
+async def test_dropped_connection_is_reclaimed_on_the_loop_with_a_warning(
+    pool_class: type[AsyncPool],
+    adbapi: FakeAsyncDBAPI,
+    adialect: FakeAsyncDialect,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gc.collect()  # garbage left by earlier tests is not this test's business
+    pool = pool_class(adbapi.connect, dialect=adialect)
+    caplog.set_level(logging.WARNING, logger=pool.logger.name)
+    conn = await pool.connect()
+    raw = fake(conn)
+    del conn
+    gc.collect()
+
+    assert await yield_until(
+        lambda: bool(adbapi.calls_named("rollback")) and not pool._background
+    )
+    assert adbapi.calls_named("rollback") == [("rollback", raw.number)]
+    assert any(
+        r.levelno == logging.WARNING
+        and repr(pool) in r.getMessage()
+        and "garbage-collected" in r.getMessage()
+        for r in caplog.records
+    )
+    if isinstance(pool, AsyncQueuePool):
+        assert_nothing_leaked(pool, adbapi)
+    async with pool.connect() as again:  # AssertionPool: not still checked out
+        assert (fake(again) is raw) is (pool_class is not AsyncNullPool)
+    await pool.dispose()
+
+
+# -- constructor arguments: the same rules as the thread twins -----------------
+
+
+def _two_arguments(a: Any, b: Any) -> Any:
+    raise AssertionError("never called")
+
+
+def _listener(*args: Any) -> None:
+    pass
+
+
+BAD_BASE_ARGUMENTS: list[tuple[str, dict[str, Any]]] = [
+    ("creator-not-callable", {"creator": "sqlite://"}),
+    ("creator-two-arguments", {"creator": _two_arguments}),
+    ("recycle-below-minus-1", {"recycle": -2}),
+    ("recycle-str", {"recycle": "60"}),
+    ("echo", {"echo": "loud"}),
+    ("logging_name", {"logging_name": 3}),
+    ("reset_on_return", {"reset_on_return": "bogus"}),
+    ("reset_on_return-int", {"reset_on_return": 1}),
+    ("pre_ping", {"pre_ping": 1}),
+    ("events-unknown", {"events": [(_listener, "nope")]}),
+    ("events-not-pairs", {"events": "checkout"}),
+    ("dialect", {"dialect": object()}),
+]
+
+BAD_QUEUE_ARGUMENTS: list[tuple[str, dict[str, Any]]] = [
+    ("pool_size-negative", {"pool_size": -1}),
+    ("pool_size-float", {"pool_size": 1.5}),
+    ("max_overflow-below-minus-1", {"max_overflow": -2}),
+    ("pool_size-and-max_overflow-zero", {"pool_size": 0, "max_overflow": 0}),
+    ("timeout-negative", {"timeout": -1}),
+    ("timeout-nan", {"timeout": math.nan}),
+    ("timeout-str", {"timeout": "30"}),
+    ("use_lifo-int", {"use_lifo": 1}),
+]
+
+BAD_ARGUMENTS = [
+    pytest.param(aio_cls, sync_cls, kwargs, id=f"{aio_cls.__name__}-{name}")
+    for aio_cls, sync_cls in TWINS
+    for name, kwargs in BAD_BASE_ARGUMENTS
+] + [
+    pytest.param(AsyncQueuePool, QueuePool, kwargs, id=f"AsyncQueuePool-{name}")
+    for name, kwargs in BAD_QUEUE_ARGUMENTS
+]
+
+
+@pytest.mark.parametrize(("aio_cls", "sync_cls", "kwargs"), BAD_ARGUMENTS)
+def test_bad_argument_is_rejected_like_the_thread_twin(
+    aio_cls: type[AsyncPool],
+    sync_cls: type[Pool],
+    kwargs: dict[str, Any],
+    adbapi: FakeAsyncDBAPI,
+) -> None:
+    kwargs = dict(kwargs)
+    creator = kwargs.pop("creator", adbapi.connect)
+    with pytest.raises((TypeError, ValueError)) as sync_info:
+        sync_cls(creator, **kwargs)
+    with pytest.raises((TypeError, ValueError)) as aio_info:
+        aio_cls(creator, **kwargs)
+    assert type(aio_info.value) is type(sync_info.value)
+    # Only the class names may differ ("use AsyncNullPool" / "use NullPool").
+    assert str(aio_info.value).replace("Async", "") == str(sync_info.value)
+    assert adbapi.calls == []  # nothing was opened
+
+
+# -- the contract every asyncio pool class keeps -------------------------------
+
+#: Class-specific constructor arguments that recreate() must carry over.
+CLASS_KWARGS: dict[type[AsyncPool], dict[str, Any]] = {
+    AsyncQueuePool: {
+        "pool_size": 3,
+        "max_overflow": 2,
+        "timeout": 7.0,
+        "use_lifo": True,
+    },
+}
+
+
+@pytest.fixture(params=ASYNC_CLASSES, ids=lambda cls: cls.__name__)
+def pool_class(request: pytest.FixtureRequest) -> type[AsyncPool]:
+    cls: type[AsyncPool] = request.param
+    return cls
+
+
+@pytest.fixture
+def make_pool(
+    pool_class: type[AsyncPool],
+    adbapi: FakeAsyncDBAPI,
+    adialect: FakeAsyncDialect,
+    clock: FakeClock,
+) -> MakePool:
+    def make(creator: Callable[..., Any] | None = None, **kwargs: Any) -> AsyncPool:
+        kwargs.setdefault("dialect", adialect)
+        pool = pool_class(creator or adbapi.connect, **kwargs)
+        pool._clock = clock
+        return pool
+
+    return make
+
+
+@pytest.fixture
+def pool(make_pool: MakePool) -> AsyncPool:
+    return make_pool()
+
+
+def pools_connections(pool_class: type[AsyncPool]) -> bool:
+    """Whether a returned connection stays open for the next checkout."""
+    return pool_class is not AsyncNullPool
+
+
+@pytest.mark.asyncio
+async def test_contract_round_trip(
+    pool: AsyncPool, pool_class: type[AsyncPool], adbapi: FakeAsyncDBAPI
+) -> None:
+    async with pool.connect() as conn:
+        assert await conn.execute("SELECT 1") == [(1,)]
+    expected = [("connect", 1), ("execute", 1, "SELECT 1"), ("rollback", 1)]
+    if not pools_connections(pool_class):
+        expected.append(("close", 1))
+    assert adbapi.calls == expected
+    async with pool.connect() as conn:
+        reused = fake(conn) is adbapi.connections[0]
+        assert reused is pools_connections(pool_class)
+        assert conn.is_valid
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("reset_on_return", "expected"),
+    [
+        ("rollback", [("rollback", 1)]),
+        (True, [("rollback", 1)]),
+        ("commit", [("commit", 1)]),
+        (None, []),
+        (False, []),
+    ],
+)
+async def test_contract_reset_on_return(
+    make_pool: MakePool,
+    adbapi: FakeAsyncDBAPI,
+    reset_on_return: Any,
+    expected: list[tuple[str, int]],
+) -> None:
+    pool = make_pool(reset_on_return=reset_on_return)
+    seen = record(pool, "reset")
+    await (await pool.connect()).close()
+    assert names_of(seen) == ["reset"]
+    assert adbapi.calls_named("rollback", "commit") == expected
+
+
+@pytest.mark.asyncio
+async def test_contract_events_fire_in_lifecycle_order(pool: AsyncPool) -> None:
+    seen = record(pool, awaited=True)
+    await (await pool.connect()).close()
+    await pool.dispose()
+    assert names_of(seen) == [
+        "first_connect",
+        "connect",
+        "checkout",
+        "reset",
+        "checkin",
+        "close",
+    ]
+
+
+@pytest.mark.asyncio
+async def test_contract_closed_connection_refuses_every_use(
+    pool: AsyncPool, adbapi: FakeAsyncDBAPI
+) -> None:
+    conn = await pool.connect()
+    await conn.close()
+    await conn.close()
+    calls = list(adbapi.calls)
+    uses: list[Callable[[], object]] = [
+        lambda: conn.driver_connection,
+        lambda: conn.execute,
+        conn.cursor,
+    ]
+    for use in uses:
+        with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
+            use()
+    with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
+        await conn.invalidate()
+    assert adbapi.calls == calls
+
+
+@pytest.mark.asyncio
+async def test_contract_invalidate_then_reconnect(
+    pool: AsyncPool, adbapi: FakeAsyncDBAPI
+) -> None:
+    seen = record(pool, "invalidate")
+    error = FakeOperationalError("gone")
+    async with pool.connect() as conn:
+        raw = fake(conn)
+        await conn.invalidate(error)
+        assert not conn.is_valid
+        assert raw.closed
+    assert seen == [("invalidate", (raw, seen[0][1][1], error))]
+    async with pool.connect() as conn:
+        assert fake(conn) is adbapi.connections[1]
+        assert await conn.execute("SELECT 1") == [(1,)]
+
+
+@pytest.mark.asyncio
+async def test_contract_recreate_keeps_class_arguments_and_listeners(
+    make_pool: MakePool,
+    pool_class: type[AsyncPool],
+    adbapi: FakeAsyncDBAPI,
+    clock: FakeClock,
+) -> None:
+    pool = make_pool(
+        recycle=10,
+        reset_on_return="commit",
+        pre_ping=True,
+        logging_name="contract",
+        **CLASS_KWARGS.get(pool_class, {}),
+    )
+    status = pool.status().replace(repr(pool), "<pool>")
+    seen = record(pool, "checkout", awaited=True)
+
+    new = pool.recreate()
+
+    assert type(new) is pool_class
+    assert new is not pool
+    assert new.status().replace(repr(new), "<pool>") == status
+    assert new.logger.name == pool.logger.name
+    assert new.dialect is pool.dialect
+    assert new._clock is clock
+    if isinstance(new, AsyncQueuePool):
+        assert new.timeout() == 7.0
+    await (await new.connect()).close()  # the same creator, listener and reset
+    assert adbapi.calls_named("connect", "commit") == [("connect", 1), ("commit", 1)]
+    assert names_of(seen) == ["checkout"]
+    adbapi.connections[0].kill()
+    async with new.connect() as conn:  # pre_ping replaces the dead connection
+        assert number(conn) == 2
+    clock.advance(11)
+    async with new.connect() as conn:  # recycle
+        assert number(conn) == 3
+    assert names_of(seen) == ["checkout"] * 3
+    await (await pool.connect()).close()  # the old pool works, listener not doubled
+    assert names_of(seen) == ["checkout"] * 4
+
+
+@pytest.mark.asyncio
+async def test_contract_dispose_closes_idle_connections(
+    pool: AsyncPool, adbapi: FakeAsyncDBAPI
+) -> None:
+    seen = record(pool, "close")
+    await (await pool.connect()).close()
+    await pool.dispose()
+    assert adbapi.open_connections() == []
+    assert names_of(seen) == ["close"]
+    async with pool.connect() as conn:
+        assert number(conn) == 2
+
+
+@pytest.mark.asyncio
+async def test_contract_dispose_leaves_a_checked_out_connection_until_returned(
+    pool: AsyncPool, adbapi: FakeAsyncDBAPI
+) -> None:
+    conn = await pool.connect()
+    raw = fake(conn)
+    await pool.dispose()
+    assert await conn.execute("SELECT 1") == [(1,)]
+    assert not raw.closed
+    await conn.close()
+    async with pool.connect() as again:
+        assert fake(again) is not raw
+    assert raw.closed
+
+
+@pytest.mark.asyncio
+async def test_contract_status_is_a_line_naming_the_pool(pool: AsyncPool) -> None:
+    idle = pool.status()
+    async with pool.connect():
+        busy = pool.status()
+    for status in (idle, busy):
+        assert isinstance(status, str)
+        assert repr(pool) in status
+        assert "\n" not in status
+    assert idle != busy or isinstance(pool, AsyncNullPool)
+
+
+@pytest.mark.asyncio
+async def test_contract_refused_connection_leaves_the_pool_usable(
+    pool: AsyncPool, adbapi: FakeAsyncDBAPI
+) -> None:
+    refused = FakeOperationalError("connection refused")
+    adbapi.refuse_connect = refused
+    with pytest.raises(FakeOperationalError) as raised:
+        async with pool.connect():
+            pass
+    assert raised.value is refused
+    adbapi.refuse_connect = None
+    async with pool.connect() as conn:
+        assert number(conn) == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("identifier", ["first_connect", "connect", "checkout"])
+async def test_contract_failing_async_listener_leaves_the_pool_usable(
+    pool: AsyncPool, adbapi: FakeAsyncDBAPI, identifier: str
+) -> None:
+    error = RuntimeError(f"{identifier} listener failed")
+
+    async def fail(*args: Any) -> None:
+        await asyncio.sleep(0)
+        raise error
+
+    event.listen(pool, identifier, fail)
+    with pytest.raises(RuntimeError) as raised:
+        await pool.connect()
+    assert raised.value is error
+    event.remove(pool, identifier, fail)
+    async with pool.connect() as conn:
+        assert conn.is_valid
+    assert len(adbapi.open_connections()) <= 1
+
+
+@pytest.mark.asyncio
+async def test_contract_checkout_rejecting_every_connection_gives_up_after_three(
+    pool: AsyncPool, adbapi: FakeAsyncDBAPI
+) -> None:
+    def reject(*args: Any) -> None:
+        raise exc.DisconnectionError("stale")
+
+    event.listen(pool, "checkout", reject)
+    with pytest.raises(exc.InvalidRequestError, match="rejected 3") as raised:
+        await pool.connect()
+    assert raised.value.pool is pool
+    assert len(adbapi.calls_named("connect")) == 3
+    assert adbapi.open_connections() == []
+    event.remove(pool, "checkout", reject)
+    async with pool.connect() as conn:
+        assert number(conn) == 4
+
+
+@pytest.mark.asyncio
+async def test_contract_task_cancelled_inside_async_with_returns_its_connection(
+    pool: AsyncPool, pool_class: type[AsyncPool], adbapi: FakeAsyncDBAPI
+) -> None:
+    inside, never = asyncio.Event(), asyncio.Event()
+
+    async def use() -> None:
+        async with pool.connect():
+            inside.set()
+            await asyncio.wait_for(never.wait(), WAIT)
+
+    task = asyncio.create_task(use())
+    await asyncio.wait_for(inside.wait(), WAIT)
+    task.cancel()
+    await finish(task)
+
+    assert task.cancelled()
+    assert adbapi.calls_named("rollback") == [("rollback", 1)]
+    assert adbapi.connections[0].closed is not pools_connections(pool_class)
+    async with pool.connect() as conn:  # AssertionPool: not still checked out
+        assert (number(conn) == 1) is pools_connections(pool_class)
+
+
+# -- one hand-written copy -----------------------------------------------------
+
+
+def test_generated_thread_modules_are_up_to_date() -> None:
+    """The thread lifecycle and pool classes are generated from the asyncio
+    source (tools/unasync.py); a hand edit of either side shows up here."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "unasync.py"), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
