@@ -1692,3 +1692,89 @@ def test_generated_thread_modules_are_up_to_date() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- found in review: slots kept under listener failures and shared reconnects ----
+
+
+@pytest.mark.asyncio
+async def test_failing_invalidate_listener_during_checkout_retry_keeps_the_slot(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=WAIT)
+    rejected: list[int] = []
+
+    def reject_first(conn: Any, rec: Any, proxy: Any) -> None:
+        if not rejected:
+            rejected.append(conn.number)
+            raise exc.DisconnectionError("stale")
+
+    def fail(conn: Any, rec: Any, error: Any) -> None:
+        raise ValueError("invalidate listener failed")
+
+    event.listen(pool, "checkout", reject_first)
+    event.listen(pool, "invalidate", fail)
+    with pytest.raises(ValueError, match="invalidate listener failed"):
+        await pool.connect()
+    event.remove(pool, "invalidate", fail)
+    assert adbapi.connections[0].closed  # discarded all the same
+    async with pool.connect() as conn:  # the only slot came back
+        assert conn.driver_connection.number == 2
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+async def test_checkout_cancelled_during_retry_invalidation_keeps_the_slot(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=WAIT)
+    started, never = asyncio.Event(), asyncio.Event()
+
+    def reject(conn: Any, rec: Any, proxy: Any) -> None:
+        raise exc.DisconnectionError("stale")
+
+    async def hang(conn: Any, rec: Any, error: Any) -> None:
+        started.set()
+        await asyncio.wait_for(never.wait(), WAIT)
+
+    event.listen(pool, "checkout", reject)
+    event.listen(pool, "invalidate", hang)
+    task = asyncio.create_task(pool.connect()._checkout())
+    await asyncio.wait_for(started.wait(), WAIT)
+    task.cancel()
+    await finish(task)
+    assert task.cancelled()
+    event.remove(pool, "checkout", reject)
+    event.remove(pool, "invalidate", hang)
+    async with pool.connect():
+        pass
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+async def test_static_pool_users_racing_a_stale_connection_share_one_replacement(
+    adbapi: FakeAsyncDBAPI, adialect: FakeAsyncDialect
+) -> None:
+    gate = asyncio.Event()
+
+    async def slow_connect() -> FakeAsyncConnection:
+        if adbapi.connections:  # the replacement: let both users arrive first
+            await asyncio.wait_for(gate.wait(), WAIT)
+        return await adbapi.connect()
+
+    pool = AsyncStaticPool(slow_connect, dialect=adialect)
+    first = await pool.connect()
+    await first.close()
+    pool.expire_connections()
+    a = asyncio.create_task(pool.connect()._checkout())
+    b = asyncio.create_task(pool.connect()._checkout())
+    for _ in range(10):  # let both reach the reconnect
+        await asyncio.sleep(0)
+    gate.set()
+    conn_a, conn_b = await asyncio.wait_for(asyncio.gather(a, b), WAIT)
+    assert conn_a.driver_connection is conn_b.driver_connection
+    assert len(adbapi.connections) == 2  # the first, and one replacement
+    await conn_a.close()
+    await conn_b.close()
+    await pool.dispose()
+    assert adbapi.open_connections() == []

@@ -1152,3 +1152,30 @@ def test_echo_debug_logs_the_lifecycle(
     assert any(
         r.levelno == logging.INFO and "invalidated" in r.getMessage() for r in mine
     )
+
+
+def test_failing_invalidate_listener_during_checkout_retry_keeps_the_slot(
+    dbapi: FakeDBAPI, dialect: FakeDialect
+) -> None:
+    pool = QueuePool(
+        dbapi.connect, pool_size=1, max_overflow=0, timeout=5, dialect=dialect
+    )
+    rejected: list[int] = []
+
+    def reject_first(conn: FakeConnection, rec: object, proxy: object) -> None:
+        if not rejected:
+            rejected.append(conn.number)
+            raise exc.DisconnectionError("stale")
+
+    def fail(conn: object, rec: object, error: object) -> None:
+        raise ValueError("invalidate listener failed")
+
+    event.listen(pool, "checkout", reject_first)
+    event.listen(pool, "invalidate", fail)
+    with pytest.raises(ValueError, match="invalidate listener failed"):
+        pool.connect()
+    event.remove(pool, "invalidate", fail)
+    assert dbapi.connections[0].closed  # discarded all the same
+    assert (pool.checkedin(), pool.checkedout()) == (1, 0)  # the slot came back
+    with pool.connect() as conn:
+        assert conn.dbapi_connection.number == 2

@@ -200,6 +200,9 @@ class _PoolCore(abc.ABC):
         self._generation = 0
         self._first_connect_done = False
         self._first_connect_lock = self._new_io_lock()
+        #: Serialises opening and replacing a shared record's connection; held
+        #: around I/O, so never the bookkeeping lock.
+        self._connect_lock = self._new_io_lock() if self._shares_records else None
         # Records whose fairy was garbage-collected while this pool's lock was
         # busy; returned at the next connect() or checkin.
         self._reclaimed: deque[Any] = deque()

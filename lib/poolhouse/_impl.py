@@ -249,15 +249,17 @@ class StaticPool(Pool):
     def __init__(self, creator: Creator, **kw: Any) -> None:
         super().__init__(creator, **kw)
         self._record: _RecordLifecycle | None = None
-        # Serialises opening the one connection; separate from the
-        # bookkeeping lock, which is never held around I/O.
-        self._open_lock = self._new_io_lock()
+
+    def _shared_lock(self) -> Any:
+        lock = self._connect_lock
+        assert lock is not None  # _shares_records: created in __init__
+        return lock
 
     def _do_get(self) -> _RecordLifecycle:
         rec = self._record
         if rec is not None and rec.dbapi_connection is not None:
             return rec
-        with self._open_lock:
+        with self._shared_lock():
             rec = self._record
             if rec is None:
                 rec = self._record = self._create_connection()
@@ -273,7 +275,7 @@ class StaticPool(Pool):
     def dispose(self) -> None:
         """Close the shared connection, or, while it is in use, close it when
         its last user returns it; the next checkout opens a new one."""
-        with self._open_lock:
+        with self._shared_lock():
             rec, self._record = self._record, None
         self.logger.info("disposed the shared connection")
         if rec is not None and not rec._checkouts:

@@ -133,7 +133,12 @@ class _PoolLifecycle(_PoolCore):
         attempts = CHECKOUT_ATTEMPTS
         while True:
             try:
-                conn = self._usable_connection(rec)
+                if self._connect_lock is not None:
+                    # A shared record: its users must not each replace it.
+                    with self._connect_lock:
+                        conn = self._usable_connection(rec)
+                else:
+                    conn = self._usable_connection(rec)
             except BaseException:
                 self._do_return_conn(rec)
                 raise
@@ -199,8 +204,15 @@ class _PoolLifecycle(_PoolCore):
         # The record stays with this checkout; the next attempt reconnects it.
         fairy._rec = None
         fairy._returned = True
-        self._count_user(rec, -1)
-        rec.invalidate(err)
+        remaining = self._count_user(rec, -1)
+        try:
+            rec.invalidate(err)
+        except BaseException:
+            # A failing invalidate listener (or a cancel) ends the retries;
+            # the record must still go back.
+            if not remaining:
+                self._do_return_conn(rec)
+            raise
         if attempts_left > 0:
             return
         self._do_return_conn(rec)

@@ -250,15 +250,17 @@ class AsyncStaticPool(AsyncPool):
     def __init__(self, creator: AsyncCreator, **kw: Any) -> None:
         super().__init__(creator, **kw)
         self._record: _AsyncRecordLifecycle | None = None
-        # Serialises opening the one connection; separate from the
-        # bookkeeping lock, which is never held around I/O.
-        self._open_lock = self._new_io_lock()
+
+    def _shared_lock(self) -> Any:
+        lock = self._connect_lock
+        assert lock is not None  # _shares_records: created in __init__
+        return lock
 
     async def _do_get(self) -> _AsyncRecordLifecycle:
         rec = self._record
         if rec is not None and rec.dbapi_connection is not None:
             return rec
-        async with self._open_lock:
+        async with self._shared_lock():
             rec = self._record
             if rec is None:
                 rec = self._record = await self._create_connection()
@@ -274,7 +276,7 @@ class AsyncStaticPool(AsyncPool):
     async def dispose(self) -> None:
         """Close the shared connection, or, while it is in use, close it when
         its last user returns it; the next checkout opens a new one."""
-        async with self._open_lock:
+        async with self._shared_lock():
             rec, self._record = self._record, None
         self.logger.info("disposed the shared connection")
         if rec is not None and not rec._checkouts:

@@ -134,7 +134,12 @@ class _AsyncPoolLifecycle(_PoolCore):
         attempts = CHECKOUT_ATTEMPTS
         while True:
             try:
-                conn = await self._usable_connection(rec)
+                if self._connect_lock is not None:
+                    # A shared record: its users must not each replace it.
+                    async with self._connect_lock:
+                        conn = await self._usable_connection(rec)
+                else:
+                    conn = await self._usable_connection(rec)
             except BaseException:
                 await self._do_return_conn(rec)
                 raise
@@ -206,8 +211,15 @@ class _AsyncPoolLifecycle(_PoolCore):
         # The record stays with this checkout; the next attempt reconnects it.
         fairy._rec = None
         fairy._returned = True
-        self._count_user(rec, -1)
-        await rec.invalidate(err)
+        remaining = self._count_user(rec, -1)
+        try:
+            await rec.invalidate(err)
+        except BaseException:
+            # A failing invalidate listener (or a cancel) ends the retries;
+            # the record must still go back.
+            if not remaining:
+                await self._do_return_conn(rec)
+            raise
         if attempts_left > 0:
             return
         await self._do_return_conn(rec)
