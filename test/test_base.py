@@ -1179,3 +1179,14 @@ def test_failing_invalidate_listener_during_checkout_retry_keeps_the_slot(
     assert (pool.checkedin(), pool.checkedout()) == (1, 0)  # the slot came back
     with pool.connect() as conn:
         assert conn.dbapi_connection.number == 2
+
+
+def test_close_listener_still_sees_the_connection_info(
+    pool: QueuePool,
+) -> None:
+    seen: list[object] = []
+    event.listen(pool, "close", lambda conn, rec: seen.append(rec.info.get("tag")))
+    with pool.connect() as conn:
+        conn.info["tag"] = "mine"
+    pool.dispose()
+    assert seen == ["mine"]

@@ -376,12 +376,13 @@ class _RecordLifecycle(_RecordCore):
         if conn is None:
             return
         self.dbapi_connection = None
-        self._info = None
         pool = self._pool
         try:
             if fire and events.close.receivers:
                 pool._emit(events.close, dbapi_connection=conn, connection_record=self)
         finally:
+            # Cleared only now: close listeners still see this connection's info.
+            self._info = None
             pool.logger.debug("closing connection %r", conn)
             try:
                 pool._dialect.do_close(conn)

@@ -385,7 +385,6 @@ class _AsyncRecordLifecycle(_RecordCore):
         if conn is None:
             return
         self.dbapi_connection = None
-        self._info = None
         pool = self._pool
         try:
             if fire and events.close.receivers:
@@ -393,6 +392,8 @@ class _AsyncRecordLifecycle(_RecordCore):
                     events.close, dbapi_connection=conn, connection_record=self
                 )
         finally:
+            # Cleared only now: close listeners still see this connection's info.
+            self._info = None
             pool.logger.debug("closing connection %r", conn)
             try:
                 await pool._dialect.do_close(conn)
