@@ -29,9 +29,12 @@ it under ``CI=true``.  Run with ``python3 -m tox -e bench``.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import os
 import statistics
 import time
+from collections.abc import AsyncIterator
 from collections.abc import Awaitable
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -238,6 +241,46 @@ async def _poolhouse_asyncpg(dialect: AsyncpgDialect | None) -> Target:
     return Target(pool.connect, _asyncpg_select_one, pool.dispose, pool)
 
 
+class _BareFifo:
+    """The least any fair pool can do: idle connections in a deque, waiting
+    tasks served in arrival order, and the reset of
+    ``AsyncpgDialect(reset_session=True)`` on release.  No timeout, events,
+    cancellation safety or error handling: a floor for the equally safe
+    variants, not a pool to use."""
+
+    def __init__(self, connections: list[Any]) -> None:
+        self.idle = collections.deque(connections)
+        self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        if self.idle:
+            conn = self.idle.popleft()
+        else:
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiting.append(waiter)
+            conn = await waiter
+        try:
+            yield conn
+        finally:
+            await conn.execute(conn.get_reset_query())
+            if self.waiting:
+                self.waiting.popleft().set_result(conn)
+            else:
+                self.idle.append(conn)
+
+    async def close(self) -> None:
+        for conn in self.idle:
+            await conn.close()
+
+
+async def _bare_fifo() -> Target:
+    pool = _BareFifo(
+        [await asyncpg.connect(**ASYNCPG_KWARGS) for _ in range(POOL_SIZE)]
+    )
+    return Target(pool.acquire, _asyncpg_select_one, pool.close, pool)
+
+
 async def _psycopg_pool() -> Target:
     pool = psycopg_pool.AsyncConnectionPool(
         PG_DSN,
@@ -268,7 +311,8 @@ def test_asyncpg_pool(benchmark: Any) -> None:
 
 @pytest.mark.benchmark(group=GROUP)
 def test_poolhouse_asyncpg_reset_session(benchmark: Any) -> None:
-    """Equally safe: the reset also runs asyncpg's ``Connection.reset()``."""
+    """Equally safe: the reset also runs the reset query of asyncpg's
+    ``Connection.reset()`` (with the ROLLBACK, if any, in the same round trip)."""
     target = _run(
         benchmark, lambda: _poolhouse_asyncpg(AsyncpgDialect(reset_session=True))
     )
@@ -283,6 +327,12 @@ def test_poolhouse_asyncpg(benchmark: Any) -> None:
     benchmark.extra_info["dialect"] = repr(target.pool.dialect)
     assert isinstance(target.pool.dialect, AsyncpgDialect)
     assert target.pool.checkedout() == 0
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_bare_fifo_reset_session(benchmark: Any) -> None:
+    """A floor, not a pool: the fastest any fair pool with that reset can be."""
+    _run(benchmark, _bare_fifo)
 
 
 @pytest.mark.benchmark(group=GROUP)

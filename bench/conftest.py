@@ -14,7 +14,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     groups: dict[str, list[Any]] = {}
     for bench in session.benchmarks:
         groups.setdefault(bench.group or "", []).append(bench)
-    terminalreporter.section("poolhouse ratios (mean / reference mean)")
+    terminalreporter.section(
+        "poolhouse ratios (mean / reference mean; throughput is the inverse)"
+    )
     for group, benches in sorted(groups.items()):
         refs = [b for b in benches if b.extra_info.get("reference")]
         if not refs:
@@ -26,6 +28,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             mean = bench.stats.mean
             terminalreporter.write_line(
                 f"  {bench.name:<48} {mean * 1e6:9.3f} us  {mean / ref_mean:6.3f}x"
+                f"  (throughput {ref_mean / mean:5.2f}x)"
             )
     waited = [b for b in session.benchmarks if "wait_median_ms" in b.extra_info]
     if waited:

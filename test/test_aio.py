@@ -29,6 +29,7 @@ from poolhouse import StaticPool
 from poolhouse import event
 from poolhouse import events
 from poolhouse import exc
+from poolhouse._queue import CREATE
 from poolhouse.aio import AsyncAssertionPool
 from poolhouse.aio import AsyncConnectionFairy
 from poolhouse.aio import AsyncConnectionRecord
@@ -37,6 +38,7 @@ from poolhouse.aio import AsyncPool
 from poolhouse.aio import AsyncQueuePool
 from poolhouse.aio import AsyncStaticPool
 from poolhouse.aio.base import _AsyncWaiter
+from poolhouse.aio.base import _Deadlines
 from poolhouse.base import PoolResetState
 from poolhouse.dialects.base import AsyncDialect
 
@@ -46,6 +48,7 @@ from .fakedbapi import FakeAsyncDBAPI
 from .fakedbapi import FakeAsyncDialect
 from .fakedbapi import FakeDBAPI
 from .fakedbapi import FakeDialect
+from .fakedbapi import FakeGate
 from .fakedbapi import FakeOperationalError
 from .fakedbapi import FakeProgrammingError
 
@@ -905,6 +908,110 @@ async def test_zero_timeout_fails_at_once_when_full(
     assert_nothing_leaked(pool, adbapi)
 
 
+class ManualTimers:
+    """The part of an event loop that :class:`_Deadlines` uses, with a clock
+    the test moves and timers that fire only in :meth:`advance`."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        #: Every timer set: (when, callback); fired ones are removed.
+        self.timers: list[tuple[float, Callable[[], None]]] = []
+        self.made = 0
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        self.timers.append((when, callback))
+        self.made += 1
+        return asyncio.TimerHandle(when, callback, (), asyncio.get_running_loop())
+
+    def create_future(self) -> asyncio.Future[None]:
+        return asyncio.get_running_loop().create_future()
+
+    def pending(self) -> list[float]:
+        return [when for when, _ in self.timers]
+
+    async def advance(self, to: float) -> None:
+        """Move the clock to *to*, fire the timers due, let woken tasks run."""
+        self.now = to
+        due = [timer for timer in self.timers if timer[0] <= to]
+        for timer in due:
+            self.timers.remove(timer)
+            timer[1]()
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+
+def _deadlines(timers: ManualTimers) -> _Deadlines:
+    return _Deadlines(timers)  # type: ignore[arg-type]  # a stand-in for the loop
+
+
+async def _two_waiting(
+    timers: ManualTimers,
+) -> tuple[list[_AsyncWaiter], list[asyncio.Task[bool]]]:
+    """Two waiters with a 10 s timeout, parked at times 0 and 3."""
+    deadlines = _deadlines(timers)
+    waiters, waits = [], []
+    for now in (0.0, 3.0):
+        timers.now = now
+        waiters.append(_AsyncWaiter(deadlines))
+        waits.append(asyncio.create_task(waiters[-1].wait(10.0)))
+        await asyncio.sleep(0)
+    return waiters, waits
+
+
+@pytest.mark.asyncio
+async def test_waiters_time_out_at_their_own_deadline_oldest_first() -> None:
+    timers = ManualTimers()
+    _, waits = await _two_waiting(timers)
+    assert timers.pending() == [10.0]  # one timer for both
+
+    await timers.advance(10.0)
+    assert waits[0].done() and waits[0].result() is False
+    assert not waits[1].done()
+    assert timers.pending() == [13.0]  # re-armed for the next one
+
+    await timers.advance(13.0)
+    assert waits[1].done() and waits[1].result() is False
+    assert timers.pending() == []
+
+
+@pytest.mark.asyncio
+async def test_a_waiter_served_in_time_does_not_time_out() -> None:
+    timers = ManualTimers()
+    (first, second), waits = await _two_waiting(timers)
+
+    first.grant(CREATE)
+    await timers.advance(9.0)
+    assert waits[0].result() is True
+    # The timer still aims at the served waiter's deadline; when it fires it
+    # finds that waiter gone and waits on for the next one.
+    await timers.advance(10.0)
+    assert not waits[1].done()
+    assert timers.pending() == [13.0]
+    second.grant(CREATE)
+    await timers.advance(13.0)
+    assert waits[1].result() is True
+    assert timers.pending() == []
+
+
+@pytest.mark.asyncio
+async def test_served_waiters_do_not_pile_up_behind_the_timer() -> None:
+    timers = ManualTimers()
+    deadlines = _deadlines(timers)
+    for n in range(100):
+        waiter = _AsyncWaiter(deadlines)
+        wait = asyncio.create_task(waiter.wait(30.0))
+        await asyncio.sleep(0)
+        waiter.grant(CREATE)
+        await finish(wait)
+        assert wait.result() is True
+        timers.now = n * 0.01
+    assert not deadlines._line
+    assert timers.made == 1  # armed once, not once per wait
+
+
 @pytest.mark.asyncio
 async def test_returned_connection_goes_to_the_waiter_not_a_newcomer(
     make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
@@ -1091,6 +1198,23 @@ async def test_task_cancelled_inside_async_with_returns_its_connection(
         assert number(conn) == 1
 
 
+async def _cancel_during_return(
+    pool: AsyncQueuePool, gate: FakeGate
+) -> asyncio.Task[None]:
+    """Leave an ``async with`` block, cancel the task once the return reaches
+    *gate*, and wait for the task to end."""
+
+    async def use() -> None:
+        async with pool.connect():
+            pass
+
+    task = asyncio.create_task(use())
+    await asyncio.wait_for(gate.entered.wait(), WAIT)
+    task.cancel()
+    await finish(task)
+    return task
+
+
 @pytest.mark.asyncio
 async def test_cancel_while_the_reset_hangs_invalidates_and_frees_the_slot(
     make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
@@ -1101,14 +1225,7 @@ async def test_cancel_while_the_reset_hangs_invalidates_and_frees_the_slot(
     pool = make_queue_pool(pool_size=1, max_overflow=0)
     gate = adbapi.hold("rollback")
 
-    async def use() -> None:
-        async with pool.connect():
-            pass
-
-    task = asyncio.create_task(use())
-    await asyncio.wait_for(gate.entered.wait(), WAIT)
-    task.cancel()
-    await finish(task)
+    task = await _cancel_during_return(pool, gate)
     try:
         assert task.cancelled()
         returned = await yield_until(lambda: pool.checkedout() == 0)
@@ -1133,14 +1250,7 @@ async def test_cancel_while_the_reset_runs_still_returns_the_connection(
     pool = make_queue_pool(pool_size=1, max_overflow=0)
     gate = adbapi.hold("rollback")
 
-    async def use() -> None:
-        async with pool.connect():
-            pass
-
-    task = asyncio.create_task(use())
-    await asyncio.wait_for(gate.entered.wait(), WAIT)
-    task.cancel()
-    await finish(task)
+    task = await _cancel_during_return(pool, gate)
     gate.release()
     assert await yield_until(lambda: pool.checkedout() == 0)
     assert task.cancelled()
@@ -1148,6 +1258,37 @@ async def test_cancel_while_the_reset_runs_still_returns_the_connection(
     del adbapi.gates["rollback"]
     async with pool.connect() as conn:
         assert number(conn) in (1, 2)
+
+
+@pytest.mark.asyncio
+async def test_an_error_finishing_a_cancelled_return_is_logged(
+    make_queue_pool: MakeQueuePool,
+    adbapi: FakeAsyncDBAPI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The return goes on in the background after the caller's cancel; an
+    error there is logged with its traceback, and the slot still comes back."""
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    caplog.set_level(logging.WARNING, logger=pool.logger.name)
+    gate = adbapi.hold("rollback")
+
+    def failing_close(conn: Any, rec: Any) -> None:
+        raise RuntimeError("close listener failed")
+
+    event.listen(pool, "close", failing_close)
+
+    task = await _cancel_during_return(pool, gate)
+
+    assert task.cancelled()
+    assert await yield_until(lambda: pool.checkedout() == 0)
+    assert adbapi.connections[0].closed
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "returning a connection after a cancel failed"
+    ]
+    assert errors[0].exc_info is not None
+    assert str(errors[0].exc_info[1]) == "close listener failed"
+    assert_nothing_leaked(pool, adbapi)
 
 
 @pytest.mark.asyncio

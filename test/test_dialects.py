@@ -695,6 +695,12 @@ def test_async_is_disconnect_table(driver: str) -> None:
     assert got == {name: expected for name, _, expected in table}
 
 
+# What asyncpg's Connection.get_reset_query() returns for a PostgreSQL server.
+ASYNCPG_RESET_QUERY = (
+    "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;"
+)
+
+
 class AsyncpgStub:
     """What AsyncpgDialect reads and calls on an asyncpg connection."""
 
@@ -705,8 +711,12 @@ class AsyncpgStub:
         in_transaction: bool = False,
         cancelling: bool = False,
         fail: dict[str, BaseException] | None = None,
+        reset_query: str = ASYNCPG_RESET_QUERY,
     ) -> None:
         self.calls: list[tuple[str, ...]] = []
+        self.reset_query = reset_query
+        self._listeners = {"channel": {"callback"}}
+        self._log_listeners = {"callback"}
         self.closed = closed
         self.in_transaction = in_transaction
         self.fail = fail or {}
@@ -730,8 +740,8 @@ class AsyncpgStub:
         self.in_transaction = False
         return "OK"
 
-    async def reset(self) -> None:
-        await self._call("reset")
+    def get_reset_query(self) -> str:
+        return self.reset_query
 
     async def close(self) -> None:
         await self._call("close")
@@ -793,8 +803,21 @@ def test_asyncpg_dialect_arguments() -> None:
         ({"in_transaction": True}, False, [("execute", "ROLLBACK")]),
         # A cancelled command's answer is due: the state is not known yet.
         ({"cancelling": True}, False, [("execute", "ROLLBACK")]),
-        ({}, True, [("reset",)]),
-        ({"in_transaction": True}, True, [("execute", "ROLLBACK"), ("reset",)]),
+        # The session reset carries the ROLLBACK: one round trip either way.
+        ({}, True, [("execute", ASYNCPG_RESET_QUERY)]),
+        (
+            {"in_transaction": True},
+            True,
+            [("execute", "ROLLBACK;\n" + ASYNCPG_RESET_QUERY)],
+        ),
+        (
+            {"cancelling": True},
+            True,
+            [("execute", "ROLLBACK;\n" + ASYNCPG_RESET_QUERY)],
+        ),
+        # A Connection subclass whose get_reset_query() returns nothing.
+        ({"reset_query": ""}, True, []),
+        ({"in_transaction": True, "reset_query": ""}, True, [("execute", "ROLLBACK")]),
     ],
 )
 async def test_asyncpg_rollback_sends_only_what_is_needed(
@@ -810,6 +833,11 @@ async def test_asyncpg_rollback_sends_only_what_is_needed(
     # does on release.
     assert conn._top_xact is None and conn._pool_release_ctr == 1
     assert transaction is not None
+    # Callbacks go with the session reset, as Connection.reset() drops them.
+    callbacks = (conn._listeners, conn._log_listeners)
+    assert callbacks == (
+        ({}, set()) if reset_session else ({"channel": {"callback"}}, {"callback"})
+    )
 
 
 @pytest.mark.asyncio

@@ -81,7 +81,7 @@ class QueuePool(Pool):
         with self._lock:
             got = slots.take()
             if got is None:
-                waiter = _Waiter()
+                waiter = self._new_waiter()
                 slots.enqueue(waiter)
         if got is None:
             got = self._wait(waiter)

@@ -73,6 +73,9 @@ class Pool(_PoolLifecycle):
     def _dialect_for(self, dbapi_connection: Any) -> Dialect:
         return dialect_for(dbapi_connection)
 
+    def _new_waiter(self) -> _Waiter:
+        return _Waiter()
+
     def _new_io_lock(self) -> threading.Lock:
         return threading.Lock()
 

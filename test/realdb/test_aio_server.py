@@ -233,6 +233,9 @@ async def test_asyncpg_reset_session_clears_session_state(
         await conn.execute("SET statement_timeout = '1234s'")
         await conn.execute("SELECT pg_advisory_lock(4242)")
         await conn.add_listener("poolhouse_channel", lambda *args: None)
+        await conn.execute(
+            "BEGIN; DECLARE poolhouse_held CURSOR WITH HOLD FOR SELECT 1; COMMIT"
+        )
         await conn.execute("BEGIN")
 
     async with pool.connect() as conn:
@@ -243,10 +246,15 @@ async def test_asyncpg_reset_session_clears_session_state(
                 "AND pid = pg_backend_pid()"
             ),
             await conn.fetchval("SELECT count(*) FROM pg_listening_channels()"),
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_cursors WHERE name = 'poolhouse_held'"
+            ),
             conn.is_in_transaction(),
         )
 
-    assert state == (("0", 0, 0, False) if reset_session else ("1234s", 1, 1, False))
+    assert state == (
+        ("0", 0, 0, 0, False) if reset_session else ("1234s", 1, 1, 1, False)
+    )
     assert repr(pool.dialect) == (
         "<AsyncpgDialect driver='asyncpg' reset_session=True>"
         if reset_session

@@ -80,7 +80,7 @@ class AsyncQueuePool(AsyncPool):
         with self._lock:
             got = slots.take()
             if got is None:
-                waiter = _AsyncWaiter()
+                waiter = self._new_waiter()
                 slots.enqueue(waiter)
         if got is None:
             got = await self._wait(waiter)

@@ -14,6 +14,9 @@ from __future__ import annotations
 import abc
 import asyncio
 import inspect
+import types
+from collections import deque
+from collections.abc import Coroutine
 from collections.abc import Generator
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -50,6 +53,7 @@ class AsyncPool(_AsyncPoolLifecycle):
         self._loop: asyncio.AbstractEventLoop | None = None
         # Strong references keep reclaim tasks alive until they finish.
         self._background: set[asyncio.Future[None]] = set()
+        self._deadlines: _Deadlines | None = None
 
     if TYPE_CHECKING:
 
@@ -92,6 +96,12 @@ class AsyncPool(_AsyncPoolLifecycle):
     def _dialect_for(self, dbapi_connection: Any) -> AsyncDialect:
         return async_dialect_for(dbapi_connection)
 
+    def _new_waiter(self) -> _AsyncWaiter:
+        if self._deadlines is None:
+            # Loop-bound: made at the first wait, on the pool's loop.
+            self._deadlines = _Deadlines(asyncio.get_running_loop())
+        return _AsyncWaiter(self._deadlines)
+
     def _new_io_lock(self) -> asyncio.Lock:
         # Binds to the running loop at first use, not here.
         return asyncio.Lock()
@@ -119,7 +129,11 @@ class AsyncPool(_AsyncPoolLifecycle):
         loop.call_soon_threadsafe(self._spawn_checkin, rec)
 
     def _spawn_checkin(self, rec: Any) -> None:
-        task = asyncio.ensure_future(self._checkin(rec))
+        self._spawn(self._checkin(rec))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run *coro* in a task of its own, kept alive until it is done."""
+        task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -143,27 +157,73 @@ class AsyncConnectionFairy(_AsyncFairyLifecycle):
 
     __slots__ = ()
 
+    _pool: AsyncPool
+
     async def close(self) -> None:
         """Return the connection to its pool (reset first); a second call does
         nothing.
 
-        The return runs in its own task, shielded from the caller's
-        cancellation.  A cancelled caller also cuts the reset short rather than
-        wait on it: the connection is then invalidated, and its slot freed
-        either way.
+        The return is shielded from the caller's cancellation: a cancelled
+        caller cuts the reset short rather than wait on it (the connection is
+        then invalidated), and the rest of the return finishes in the
+        background, so the slot is freed either way.
         """
         if self._returned:
             return
-        returning = asyncio.ensure_future(_AsyncFairyLifecycle.close(self))
-        try:
-            await asyncio.shield(returning)
-        except asyncio.CancelledError:
-            returning.cancel()  # _reset() invalidates; _checkin() frees the slot
-            raise
+        await _drive(_AsyncFairyLifecycle.close(self), pool=self._pool)
 
 
 AsyncPool._record_class = AsyncConnectionRecord
 AsyncPool._fairy_class = AsyncConnectionFairy
+
+
+@types.coroutine
+def _drive(
+    coro: Coroutine[Any, Any, None],
+    error: BaseException | None = None,
+    pool: AsyncPool | None = None,
+) -> Generator[Any, None, None]:
+    """Delegate to *coro* as ``await`` does, resuming it by throwing *error*
+    first if given.
+
+    With *pool*, this is :func:`asyncio.shield` without a task per call:
+    returning a connection usually does no I/O, or one round trip, and a task
+    (with the loop turns it costs) is only worth it once a cancel arrives.
+    The cancel is then passed into *coro*, where it cuts the pending I/O
+    short, *coro* finishes in a background task of *pool*, and the caller
+    gets its :exc:`asyncio.CancelledError` at once.
+    """
+    while True:
+        try:
+            step = coro.send(None) if error is None else coro.throw(error)
+        except StopIteration:
+            return
+        error = None
+        try:
+            yield step
+        except asyncio.CancelledError as cancel:
+            if pool is None:
+                error = cancel
+                continue
+            pool._spawn(_finish(pool, coro, cancel))
+            raise
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as err:
+            error = err
+
+
+async def _finish(
+    pool: AsyncPool, coro: Coroutine[Any, Any, None], cancel: BaseException
+) -> None:
+    """Finish *coro*, whose awaiting task was cancelled, passing the cancel in."""
+    try:
+        await _drive(coro, cancel)
+    except asyncio.CancelledError:
+        pass  # the cancel passed in, re-raised once the return was done
+    except Exception:
+        pool.logger.exception("returning a connection after a cancel failed")
 
 
 class _Checkout:
@@ -201,14 +261,18 @@ class _Checkout:
 
 
 class _AsyncWaiter:
-    """A task parked in ``AsyncQueuePool._do_get``, woken by a hand-off."""
+    """A task parked in ``AsyncQueuePool._do_get``, woken by a hand-off.
 
-    __slots__ = ("_future", "_loop", "granted")
+    :param deadlines: times the waiter out.
+    """
 
-    def __init__(self) -> None:
-        # Created inside the pool's running loop, at first wait.
-        self._loop = asyncio.get_running_loop()
-        self._future: asyncio.Future[None] = self._loop.create_future()
+    __slots__ = ("_future", "_deadlines", "deadline", "granted")
+
+    def __init__(self, deadlines: _Deadlines) -> None:
+        self._deadlines = deadlines
+        self._future: asyncio.Future[None] = deadlines.loop.create_future()
+        #: Loop time at which the wait times out (set by :meth:`wait`).
+        self.deadline = float("inf")
         self.granted: _AsyncRecordLifecycle | Marker | None = None
 
     def grant(self, what: _AsyncRecordLifecycle | Marker) -> None:
@@ -218,23 +282,73 @@ class _AsyncWaiter:
         in :attr:`granted` when it leaves the line, and passes it on.
         """
         self.granted = what
-        self._wake()
+        self.wake()
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """End the wait, granted or not."""
         if not self._future.done():
             self._future.set_result(None)
+
+    def is_waiting(self) -> bool:
+        """Tell whether the wait is still on (not granted, timed out or cancelled)."""
+        return not self._future.done()
 
     async def wait(self, timeout: float) -> bool:
         """Wait until granted or *timeout* seconds pass; tell whether granted."""
         if timeout == float("inf"):
             await self._future
             return True
-        # One timer that wakes the same future: lighter than wait_for(), which
-        # adds a future and callbacks per wait, and every checkout of a busy
-        # pool waits.
-        timer = self._loop.call_later(timeout, self._wake)
+        deadlines = self._deadlines
+        self.deadline = deadlines.loop.time() + timeout
+        deadlines.add(self)
         try:
             await self._future
         finally:
-            timer.cancel()
+            deadlines.forget_finished()
         return self.granted is not None
+
+
+class _Deadlines:
+    """Times out the waiters of one pool with a single timer.
+
+    A pool's waiters all wait with its timeout and queue in arrival order, so
+    their deadlines come in that order too, and one timer set for the oldest
+    pending deadline is enough.  A timer per waiter would add a heap push and
+    a cancelled handle to every checkout of a busy pool.
+
+    :param loop: the pool's event loop.
+    """
+
+    __slots__ = ("loop", "_line", "_timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        #: Waiters in arrival order; finished ones leave from the front.
+        self._line: deque[_AsyncWaiter] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, waiter: _AsyncWaiter) -> None:
+        """Watch *waiter*, whose :attr:`~_AsyncWaiter.deadline` is set."""
+        self._line.append(waiter)
+        if self._timer is None:
+            self._timer = self.loop.call_at(waiter.deadline, self._expire)
+
+    def forget_finished(self) -> None:
+        """Drop the finished waiters at the front of the line."""
+        line = self._line
+        while line and not line[0].is_waiting():
+            line.popleft()
+
+    def _expire(self) -> None:
+        """Wake the waiters whose deadline has passed; re-arm for the next one."""
+        self._timer = None
+        line = self._line
+        now = self.loop.time()
+        while line:
+            waiter = line[0]
+            if waiter.is_waiting():
+                if waiter.deadline > now:
+                    self._timer = self.loop.call_at(waiter.deadline, self._expire)
+                    return
+                waiter.wake()
+            line.popleft()
