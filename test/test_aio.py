@@ -997,6 +997,22 @@ async def test_a_waiter_served_in_time_does_not_time_out() -> None:
 
 
 @pytest.mark.asyncio
+async def test_waiters_that_give_up_leave_the_line_at_once() -> None:
+    """Callers that stop waiting behind one that waits on do not pile up."""
+    timers = ManualTimers()
+    (first, second), waits = await _two_waiting(timers)
+    deadlines = first._deadlines
+    waits[1].cancel()
+    await finish(waits[1])
+
+    assert list(deadlines._line) == [first]
+    first.grant(CREATE)
+    await finish(waits[0])
+    assert not deadlines._line
+    assert second.is_waiting() is False
+
+
+@pytest.mark.asyncio
 async def test_served_waiters_do_not_pile_up_behind_the_timer() -> None:
     timers = ManualTimers()
     deadlines = _deadlines(timers)
@@ -1261,15 +1277,13 @@ async def test_cancel_while_the_reset_runs_still_returns_the_connection(
 
 
 @pytest.mark.asyncio
-async def test_an_error_finishing_a_cancelled_return_is_logged(
-    make_queue_pool: MakeQueuePool,
-    adbapi: FakeAsyncDBAPI,
-    caplog: pytest.LogCaptureFixture,
+async def test_a_listener_error_in_a_cancelled_return_reaches_the_caller(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
 ) -> None:
-    """The return goes on in the background after the caller's cancel; an
-    error there is logged with its traceback, and the slot still comes back."""
+    """The cancel cuts the reset short and the connection is invalidated; a
+    ``close`` listener failing then is reported to the caller like any
+    listener error, and the slot still comes back."""
     pool = make_queue_pool(pool_size=1, max_overflow=0)
-    caplog.set_level(logging.WARNING, logger=pool.logger.name)
     gate = adbapi.hold("rollback")
 
     def failing_close(conn: Any, rec: Any) -> None:
@@ -1279,15 +1293,44 @@ async def test_an_error_finishing_a_cancelled_return_is_logged(
 
     task = await _cancel_during_return(pool, gate)
 
-    assert task.cancelled()
-    assert await yield_until(lambda: pool.checkedout() == 0)
+    with pytest.raises(RuntimeError, match="close listener failed"):
+        task.result()
     assert adbapi.connections[0].closed
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert [r.getMessage() for r in errors] == [
-        "returning a connection after a cancel failed"
-    ]
-    assert errors[0].exc_info is not None
-    assert str(errors[0].exc_info[1]) == "close listener failed"
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+async def test_a_timeout_taken_during_the_return_does_not_cancel_the_caller(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
+) -> None:
+    """asyncio.timeout() binds to the current task (asyncpg takes one to wait
+    for a cancelled command's answer): when it expires during the return, it
+    must end as a TimeoutError where it was taken, not as a cancel of the
+    task that returns the connection."""
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    never = asyncio.Event()
+    outcomes: list[str] = []
+
+    async def bounded_check(conn: Any, rec: Any) -> None:
+        try:
+            async with asyncio.timeout(0):
+                await never.wait()
+        except TimeoutError:
+            outcomes.append("timed out")
+
+    event.listen(pool, "checkin", bounded_check)
+
+    async def use() -> str:
+        async with pool.connect():
+            pass
+        return "returned"
+
+    task = asyncio.create_task(use())
+    await finish(task)
+
+    assert not task.cancelled()
+    assert task.result() == "returned"
+    assert outcomes == ["timed out"]
     assert_nothing_leaked(pool, adbapi)
 
 

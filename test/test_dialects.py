@@ -803,17 +803,11 @@ def test_asyncpg_dialect_arguments() -> None:
         ({"in_transaction": True}, False, [("execute", "ROLLBACK")]),
         # A cancelled command's answer is due: the state is not known yet.
         ({"cancelling": True}, False, [("execute", "ROLLBACK")]),
-        # The session reset carries the ROLLBACK: one round trip either way.
         ({}, True, [("execute", ASYNCPG_RESET_QUERY)]),
         (
             {"in_transaction": True},
             True,
-            [("execute", "ROLLBACK;\n" + ASYNCPG_RESET_QUERY)],
-        ),
-        (
-            {"cancelling": True},
-            True,
-            [("execute", "ROLLBACK;\n" + ASYNCPG_RESET_QUERY)],
+            [("execute", "ROLLBACK"), ("execute", ASYNCPG_RESET_QUERY)],
         ),
         # A Connection subclass whose get_reset_query() returns nothing.
         ({"reset_query": ""}, True, []),
@@ -917,6 +911,18 @@ async def test_asyncpg_close_terminates_when_close_fails(
 
     expected = [] if closed else [("close",)] + ([("terminate",)] if error else [])
     assert conn.calls == expected
+    assert conn.closed
+
+
+@pytest.mark.asyncio
+async def test_asyncpg_close_terminates_while_a_cancel_is_pending() -> None:
+    """A graceful close would wait for the server to answer the cancelled
+    command first."""
+    conn = AsyncpgStub(cancelling=True)
+
+    await _asyncpg_dialect().do_close(conn)
+
+    assert conn.calls == [("terminate",)]
     assert conn.closed
 
 

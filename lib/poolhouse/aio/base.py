@@ -4,9 +4,8 @@
 They share the lifecycle (:mod:`poolhouse.aio._lifecycle`) and the decisions
 (:mod:`poolhouse._core`) with the thread pools; this module adds what is
 particular to asyncio: awaiting an async creator and async listeners, binding
-the pool to one event loop, waking a waiting task, shielding the return of a
-connection from cancellation, and reclaiming a garbage-collected connection
-on the pool's loop.
+the pool to one event loop, waking and timing out waiting tasks, and
+reclaiming a garbage-collected connection on the pool's loop.
 """
 
 from __future__ import annotations
@@ -14,9 +13,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import inspect
-import types
+import time
 from collections import deque
-from collections.abc import Coroutine
 from collections.abc import Generator
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -129,11 +127,7 @@ class AsyncPool(_AsyncPoolLifecycle):
         loop.call_soon_threadsafe(self._spawn_checkin, rec)
 
     def _spawn_checkin(self, rec: Any) -> None:
-        self._spawn(self._checkin(rec))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run *coro* in a task of its own, kept alive until it is done."""
-        task = asyncio.ensure_future(coro)
+        task = asyncio.ensure_future(self._checkin(rec))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -153,77 +147,19 @@ class AsyncConnectionFairy(_AsyncFairyLifecycle):
     ``await conn.close()`` returns it; ``async with pool.connect() as conn:``
     does so at the end of the block.  Attributes not defined here pass through
     to the driver connection (:attr:`driver_connection`).
+
+    The return runs in the caller's task, so a timeout the driver or a
+    listener takes meanwhile (:func:`asyncio.timeout`) works as anywhere else.
+    If that task is cancelled during the return, the cancel cuts the reset
+    short; the connection, whose state is then unknown, is invalidated, and
+    its slot is freed before the :exc:`asyncio.CancelledError` goes on.
     """
 
     __slots__ = ()
 
-    _pool: AsyncPool
-
-    async def close(self) -> None:
-        """Return the connection to its pool (reset first); a second call does
-        nothing.
-
-        The return is shielded from the caller's cancellation: a cancelled
-        caller cuts the reset short rather than wait on it (the connection is
-        then invalidated), and the rest of the return finishes in the
-        background, so the slot is freed either way.
-        """
-        if self._returned:
-            return
-        await _drive(_AsyncFairyLifecycle.close(self), pool=self._pool)
-
 
 AsyncPool._record_class = AsyncConnectionRecord
 AsyncPool._fairy_class = AsyncConnectionFairy
-
-
-@types.coroutine
-def _drive(
-    coro: Coroutine[Any, Any, None],
-    error: BaseException | None = None,
-    pool: AsyncPool | None = None,
-) -> Generator[Any, None, None]:
-    """Delegate to *coro* as ``await`` does, resuming it by throwing *error*
-    first if given.
-
-    With *pool*, this is :func:`asyncio.shield` without a task per call:
-    returning a connection usually does no I/O, or one round trip, and a task
-    (with the loop turns it costs) is only worth it once a cancel arrives.
-    The cancel is then passed into *coro*, where it cuts the pending I/O
-    short, *coro* finishes in a background task of *pool*, and the caller
-    gets its :exc:`asyncio.CancelledError` at once.
-    """
-    while True:
-        try:
-            step = coro.send(None) if error is None else coro.throw(error)
-        except StopIteration:
-            return
-        error = None
-        try:
-            yield step
-        except asyncio.CancelledError as cancel:
-            if pool is None:
-                error = cancel
-                continue
-            pool._spawn(_finish(pool, coro, cancel))
-            raise
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as err:
-            error = err
-
-
-async def _finish(
-    pool: AsyncPool, coro: Coroutine[Any, Any, None], cancel: BaseException
-) -> None:
-    """Finish *coro*, whose awaiting task was cancelled, passing the cancel in."""
-    try:
-        await _drive(coro, cancel)
-    except asyncio.CancelledError:
-        pass  # the cancel passed in, re-raised once the return was done
-    except Exception:
-        pool.logger.exception("returning a connection after a cancel failed")
 
 
 class _Checkout:
@@ -304,8 +240,12 @@ class _AsyncWaiter:
         try:
             await self._future
         finally:
-            deadlines.forget_finished()
+            deadlines.remove(self)
         return self.granted is not None
+
+
+#: How early asyncio may run a timer (it runs those due within this).
+_CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
 
 
 class _Deadlines:
@@ -323,7 +263,7 @@ class _Deadlines:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        #: Waiters in arrival order; finished ones leave from the front.
+        #: The waiters with a deadline, in arrival order.
         self._line: deque[_AsyncWaiter] = deque()
         self._timer: asyncio.TimerHandle | None = None
 
@@ -333,22 +273,24 @@ class _Deadlines:
         if self._timer is None:
             self._timer = self.loop.call_at(waiter.deadline, self._expire)
 
-    def forget_finished(self) -> None:
-        """Drop the finished waiters at the front of the line."""
+    def remove(self, waiter: _AsyncWaiter) -> None:
+        """Stop watching *waiter*, whose wait is over."""
         line = self._line
-        while line and not line[0].is_waiting():
-            line.popleft()
+        if line[0] is waiter:
+            line.popleft()  # served in arrival order: the usual case
+        else:
+            line.remove(waiter)  # cancelled, or woken out of order
 
     def _expire(self) -> None:
         """Wake the waiters whose deadline has passed; re-arm for the next one."""
         self._timer = None
-        line = self._line
-        now = self.loop.time()
-        while line:
-            waiter = line[0]
-            if waiter.is_waiting():
-                if waiter.deadline > now:
-                    self._timer = self.loop.call_at(waiter.deadline, self._expire)
-                    return
-                waiter.wake()
-            line.popleft()
+        # Due as asyncio judges its own timers, or a timer run a little early
+        # would re-arm for a deadline that is due at once, again and again.
+        now = self.loop.time() + _CLOCK_RESOLUTION
+        for waiter in self._line:
+            if not waiter.is_waiting():
+                continue  # woken, and leaving the line when its task runs
+            if waiter.deadline > now:
+                self._timer = self.loop.call_at(waiter.deadline, self._expire)
+                return
+            waiter.wake()

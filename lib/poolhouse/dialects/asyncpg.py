@@ -40,8 +40,7 @@ class AsyncpgDialect(AsyncDialect):
         ``Connection.reset()``): run the connection's
         ``get_reset_query()`` (close cursors, release advisory locks,
         ``UNLISTEN *``, ``RESET ALL``) and remove its listener callbacks.
-        One round trip per checkin, always, which also carries the
-        ``ROLLBACK`` when a transaction is open; use it when code sets
+        One more round trip per checkin, always; use it when code sets
         session state (``SET``, ``LISTEN``, advisory locks) that the next
         user must not see.  Default ``False``: only the transaction is
         ended.  With ``reset_on_return=None`` the pool resets nothing,
@@ -95,14 +94,22 @@ class AsyncpgDialect(AsyncDialect):
     async def do_close(self, dbapi_connection: Any) -> None:
         """Close the connection gracefully; do nothing if it is closed already.
 
-        If the graceful close fails, the connection is terminated (its socket
-        closed without a goodbye to the server).  A failure that means the link
+        A connection still waiting for the answer to a cancelled command is
+        terminated (its socket closed without a goodbye to the server), and so
+        is one whose graceful close fails.  A failure that means the link
         was lost anyway is not reported; any other is re-raised.
 
         :param dbapi_connection: an :class:`asyncpg.Connection`.
         """
         conn = dbapi_connection
         if conn.is_closed():
+            return
+        if _is_cancelling(conn):
+            # A graceful close would first wait for the server to answer the
+            # cancelled command (forever, on a dead network): a connection
+            # invalidated because its reset was cancelled must not hold its
+            # cancelled caller.
+            conn.terminate()
             return
         try:
             await conn.close()
@@ -181,15 +188,15 @@ class AsyncpgDialect(AsyncDialect):
             if end:
                 await conn.execute(statement)
             return
-        # What Connection.reset() does, in one round trip instead of two when
-        # a transaction is open, and without its timeout scope.
+        # What Connection.reset() does, without its timeout scope.  The two
+        # statements go separately, as there: a custom reset query may hold
+        # one that cannot run in a transaction block (DISCARD ALL).
+        if end:
+            await conn.execute(statement)
         _forget_listeners(conn)
-        queries = [statement] if end else []
         reset_query = conn.get_reset_query()
         if reset_query:
-            queries.append(reset_query)
-        if queries:
-            await conn.execute(";\n".join(queries))
+            await conn.execute(reset_query)
 
     def __repr__(self) -> str:
         extra = " reset_session=True" if self.reset_session else ""
