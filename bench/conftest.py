@@ -41,3 +41,43 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
                 f"  max/median {info['wait_max_over_median']:8.2f}"
                 f"  no wait {info['no_wait_share']:4.0%}"
             )
+    kills = [b for b in session.benchmarks if "kills_role" in b.extra_info]
+    if kills:
+        _kills_summary(terminalreporter, kills)
+
+
+def _kills_summary(terminalreporter: Any, benches: list[Any]) -> None:
+    """Pair each poolhouse run of ``bench_kills.py`` with its peer's, by group."""
+    terminalreporter.section("connections opened under kills")
+    pairs: dict[str, dict[str, Any]] = {}
+    for bench in benches:
+        pairs.setdefault(bench.group or "", {})[bench.extra_info["kills_role"]] = bench
+    for group, pair in sorted(pairs.items()):
+        terminalreporter.write_line(f"[{group}]")
+        for role in ("poolhouse", "peer"):
+            if role in pair:
+                info = pair[role].extra_info
+                terminalreporter.write_line(
+                    f"  {info['library']:<10} connects {info['connects']:6d}"
+                    f"  failures {info['failures']:6d}  ops {info['ops']:7d}"
+                    f"  kills {info['kills']:4d}  peak backends"
+                    f" {info['peak_backends']:3d}"
+                )
+                for kind, count in info["errors"].items():
+                    terminalreporter.write_line(
+                        f"    {count:6d} x {kind}: {info['error_samples'][kind]!r}"
+                    )
+        if "poolhouse" not in pair or "peer" not in pair:
+            terminalreporter.write_line("  (no pair: run both variants for a ratio)")
+            continue
+        ours, peer = pair["poolhouse"].extra_info, pair["peer"].extra_info
+        target = ours["target_ratio"]
+        if peer["connects"]:
+            ratio = ours["connects"] / peer["connects"]
+            verdict = "meets" if ratio <= target else "MISSES"
+            terminalreporter.write_line(
+                f"  connects poolhouse/{peer['library']} {ratio:6.2f}x"
+                f"  ({verdict} the target of <= {target:g}x)"
+            )
+        else:
+            terminalreporter.write_line(f"  {peer['library']} opened no connection")

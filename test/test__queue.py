@@ -86,14 +86,18 @@ def test_max_overflow_minus_one_never_runs_out_of_room() -> None:
     assert q.take() is CREATE
 
 
-def test_pool_size_zero_keeps_every_item_but_total_is_bounded() -> None:
+def test_pool_size_zero_keeps_every_item_and_ignores_max_overflow() -> None:
     q: Queue = SlotQueue(0, 3, False)
     items = fill(q, 3)
-    assert q.take() is None
+    # pool_size=0 means no limit at all: max_overflow=3 does not bound it.
+    assert q.has_room()
+    items.append(Item("3"))
+    assert q.take() is CREATE
+    assert q.opened == 4
     for item in items:
         assert q.give_back(item) is None
     assert list(q.idle) == items
-    assert q.opened == 3
+    assert (q.opened, q.closing, q.checked_out()) == (4, 0, 0)
     assert q.take() is items[0]
 
 
@@ -106,29 +110,34 @@ def test_pool_size_zero_unlimited_overflow_keeps_everything() -> None:
     assert q.opened == 50
 
 
-def test_give_back_closes_items_beyond_pool_size() -> None:
+def test_give_back_keeps_items_until_pool_size_are_idle_then_closes() -> None:
     q: Queue = SlotQueue(2, 2, False)
     items = fill(q, 4)
-    assert q.give_back(items[0]) is CLOSE
+    # Kept while fewer than pool_size are idle, however many are open.
+    assert q.give_back(items[0]) is None
+    assert (q.opened, q.closing) == (4, 0)
+    assert q.give_back(items[1]) is None
+    assert (q.opened, q.closing) == (4, 0)
+    # pool_size are idle now: the next ones returned are closed.
+    assert q.give_back(items[2]) is CLOSE
     assert closed(q) is None
+    assert q.opened == 3
+    assert q.give_back(items[3]) is CLOSE
+    assert closed(q) is None
+    assert list(q.idle) == [items[0], items[1]]
+    assert q.opened == 2
+
+
+def test_give_back_closes_once_pool_size_are_idle_with_unlimited_overflow() -> None:
+    q: Queue = SlotQueue(1, -1, False)
+    items = fill(q, 3)
+    assert q.give_back(items[0]) is None
     assert q.opened == 3
     assert q.give_back(items[1]) is CLOSE
     assert closed(q) is None
-    assert q.opened == 2
-    assert q.give_back(items[2]) is None
-    assert q.give_back(items[3]) is None
-    assert list(q.idle) == [items[2], items[3]]
-    assert q.opened == 2
-
-
-def test_give_back_closes_beyond_pool_size_with_unlimited_overflow() -> None:
-    q: Queue = SlotQueue(1, -1, False)
-    items = fill(q, 3)
-    assert q.give_back(items[0]) is CLOSE
+    assert q.give_back(items[2]) is CLOSE
     assert closed(q) is None
-    assert q.give_back(items[1]) is CLOSE
-    assert closed(q) is None
-    assert q.give_back(items[2]) is None
+    assert list(q.idle) == [items[0]]
     assert q.opened == 1
 
 
@@ -136,10 +145,12 @@ def test_close_holds_the_slot_until_reported_closed() -> None:
     """The limit holds while a surplus item is being closed."""
     q: Queue = SlotQueue(1, 1, False)
     items = fill(q, 2)
-    assert q.give_back(items[0]) is CLOSE
-    assert (q.opened, q.closing, q.checked_out()) == (2, 1, 1)
+    assert q.give_back(items[0]) is None
+    assert q.give_back(items[1]) is CLOSE
+    assert (q.opened, q.closing, q.checked_out()) == (2, 1, 0)
     assert not q.has_room()
-    assert q.take() is None
+    assert q.take() is items[0]
+    assert q.take() is None  # the slot being closed still counts
     assert closed(q) is None
     assert (q.opened, q.closing, q.checked_out()) == (1, 0, 1)
     assert q.take() is CREATE
@@ -148,7 +159,9 @@ def test_close_holds_the_slot_until_reported_closed() -> None:
 def test_slot_of_a_closed_item_goes_to_the_oldest_waiter() -> None:
     q: Queue = SlotQueue(1, 1, False)
     items = fill(q, 2)
-    assert q.give_back(items[0]) is CLOSE
+    assert q.give_back(items[0]) is None
+    assert q.give_back(items[1]) is CLOSE
+    assert q.take() is items[0]
     first, second = Waiter("first"), Waiter("second")
     for w in (first, second):
         assert q.take() is None
@@ -161,11 +174,16 @@ def test_slot_of_a_closed_item_goes_to_the_oldest_waiter() -> None:
 def test_items_being_closed_do_not_count_toward_pool_size() -> None:
     q: Queue = SlotQueue(1, 2, False)
     items = fill(q, 3)
-    assert q.give_back(items[0]) is CLOSE
+    assert q.give_back(items[0]) is None
     assert q.give_back(items[1]) is CLOSE
-    # Two are on their way out: the last one is what pool_size keeps.
-    assert q.give_back(items[2]) is None
-    assert list(q.idle) == [items[2]]
+    assert q.give_back(items[2]) is CLOSE
+    assert list(q.idle) == [items[0]]
+    assert (q.opened, q.closing, q.checked_out()) == (3, 2, 0)
+    # Two are on their way out: only the idle one counts toward pool_size, so
+    # the one taken and returned meanwhile is kept.
+    assert q.take() is items[0]
+    assert q.give_back(items[0]) is None
+    assert list(q.idle) == [items[0]]
     assert (q.opened, q.closing, q.checked_out()) == (3, 2, 0)
     assert closed(q) is None
     assert closed(q) is None
@@ -177,12 +195,14 @@ def test_checked_out_counts_users_only() -> None:
     assert q.checked_out() == 0
     items = fill(q, 3)
     assert q.checked_out() == 3
-    assert q.give_back(items[0]) is CLOSE
+    assert q.give_back(items[0]) is None
     assert q.checked_out() == 2
     assert q.give_back(items[1]) is None
     assert q.checked_out() == 1
+    assert q.give_back(items[2]) is CLOSE  # closing: not a user's
+    assert (q.opened, q.checked_out()) == (3, 0)
     assert closed(q) is None
-    assert q.checked_out() == 1
+    assert (q.opened, q.checked_out()) == (2, 0)
 
 
 @pytest.mark.parametrize(
@@ -237,10 +257,15 @@ def test_surplus_item_goes_to_a_waiter_instead_of_being_closed() -> None:
     waiter = Waiter("w")
     assert q.take() is None
     q.enqueue(waiter)
+    # The overflow item goes to the waiter, not back to the idle set.
     assert q.give_back(items[1]) is waiter
+    assert not q.idle
     assert q.opened == 2
+    # Nobody waits: kept until pool_size are idle, then closed.
+    assert q.give_back(items[0]) is None
     assert q.give_back(items[1]) is CLOSE
     assert closed(q) is None
+    assert list(q.idle) == [items[0]]
     assert q.opened == 1
 
 
@@ -358,7 +383,8 @@ def test_random_operations_keep_the_invariants(
     enqueued: list[Waiter] = []
     served: list[Waiter] = []
     cancelled: set[Waiter] = set()
-    limit = pool_size + max_overflow if max_overflow >= 0 else None
+    # pool_size=0 means no limit at all, whatever max_overflow says.
+    limit = pool_size + max_overflow if pool_size and max_overflow >= 0 else None
 
     def serve(heir: Waiter | None) -> None:
         """*heir* was handed a slot: it opens an item in it."""
@@ -396,6 +422,8 @@ def test_random_operations_keep_the_invariants(
                 served.append(heir)
                 held.append(item)
             elif heir is CLOSE:
+                # Closed only when pool_size are idle already.
+                assert pool_size and len(q.idle) == pool_size
                 closing += 1
             else:
                 assert heir is None
@@ -419,6 +447,9 @@ def test_random_operations_keep_the_invariants(
             assert not q.has_room()
         if limit is not None:
             assert q.opened <= limit
+        else:
+            assert q.has_room()
+            assert not q.waiters
         if pool_size and q.idle:
             assert len(q.idle) <= pool_size
 

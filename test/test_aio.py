@@ -24,11 +24,14 @@ import pytest
 from poolhouse import AssertionPool
 from poolhouse import NullPool
 from poolhouse import Pool
+from poolhouse import PoolResetState
 from poolhouse import QueuePool
 from poolhouse import StaticPool
 from poolhouse import event
 from poolhouse import events
 from poolhouse import exc
+from poolhouse._async._acompat import Deadlines as _Deadlines
+from poolhouse._async._acompat import Waiter as _AsyncWaiter
 from poolhouse._queue import CREATE
 from poolhouse.aio import AsyncAssertionPool
 from poolhouse.aio import AsyncConnectionFairy
@@ -37,9 +40,6 @@ from poolhouse.aio import AsyncNullPool
 from poolhouse.aio import AsyncPool
 from poolhouse.aio import AsyncQueuePool
 from poolhouse.aio import AsyncStaticPool
-from poolhouse.aio.base import _AsyncWaiter
-from poolhouse.aio.base import _Deadlines
-from poolhouse.base import PoolResetState
 from poolhouse.dialects.base import AsyncDialect
 
 from .conftest import FakeClock
@@ -250,9 +250,9 @@ async def test_second_close_does_nothing_and_use_after_close_raises(
 
     assert adbapi.calls == calls
     assert names_of(seen) == ["checkin"]
+    assert conn.driver_connection is None
+    assert conn.dbapi_connection is None
     uses: list[Callable[[], object]] = [
-        lambda: conn.driver_connection,
-        lambda: conn.dbapi_connection,
         lambda: conn.info,
         lambda: conn.execute,
         conn.cursor,
@@ -260,12 +260,15 @@ async def test_second_close_does_nothing_and_use_after_close_raises(
     for use in uses:
         with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
             use()
-    with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
+    with pytest.warns(
+        exc.PoolWarning, match="can't invalidate an already-closed connection"
+    ):
         await conn.invalidate()
     with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
         await conn.detach()
     assert adbapi.calls == calls
-    assert pool.checkedout() == 0
+    assert names_of(seen) == ["checkin"]
+    assert (pool.checkedin(), pool.checkedout()) == (1, 0)
 
 
 @pytest.mark.asyncio
@@ -282,17 +285,25 @@ async def test_close_inside_async_with_is_not_repeated_on_exit(
 
 
 @pytest.mark.asyncio
-async def test_invalidate_closes_and_the_next_checkout_reconnects(
+async def test_invalidate_closes_returns_at_once_and_the_next_checkout_reconnects(
     make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
 ) -> None:
-    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=0)
+    seen = record(pool, "checkin")
     async with pool.connect() as conn:
         raw = fake(conn)
         await conn.invalidate()
         assert raw.closed
         assert not conn.is_valid
-        with pytest.raises(exc.InvalidRequestError, match="was invalidated"):
-            conn.driver_connection  # noqa: B018  # the property raises
+        # Returned at once: the only slot is free while still in the block.
+        assert pool.checkedout() == 0
+        assert conn.driver_connection is None
+        assert conn.dbapi_connection is None
+        with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
+            conn.cursor()
+        assert names_of(seen) == ["checkin"]
+        assert seen[0][1][0] is None  # no connection left to check in
+    assert names_of(seen) == ["checkin"]  # leaving the block did nothing more
     assert adbapi.calls_named("rollback") == []  # nothing left to reset
     assert pool.checkedout() == 0
     async with pool.connect() as conn:
@@ -372,12 +383,14 @@ async def test_queue_pool_counters_through_a_cycle(
             overflow,
         )
     assert "checked out=4, overflow=2/2, waiting=0" in pool.status()
-    # Returned overflow connections are closed; pool_size of them are kept.
-    expected_back = [(0, 3, 1), (0, 2, 0), (1, 1, 0), (2, 0, 0)]
+    # Returned connections are kept while fewer than pool_size are idle; once
+    # pool_size are idle, the next ones returned are closed.
+    expected_back = [(1, 3, 2), (2, 2, 2), (2, 1, 1), (2, 0, 0)]
     for conn, state in zip(held, expected_back, strict=True):
         await conn.close()
         assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == state
-    assert len(adbapi.open_connections()) == 2
+    assert "checked in=2, checked out=0, overflow=0/2, waiting=0" in pool.status()
+    assert [c.number for c in adbapi.open_connections()] == [1, 2]
     assert len(adbapi.calls_named("rollback")) == 4
     assert_nothing_leaked(pool, adbapi)
 
@@ -689,7 +702,7 @@ async def test_recycle_replaces_an_old_connection(
 
 
 @pytest.mark.asyncio
-async def test_pre_ping_replaces_a_dead_connection_and_expires_older_ones(
+async def test_pre_ping_replaces_a_dead_connection_and_only_the_dead_others(
     make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
 ) -> None:
     pool = make_queue_pool(pool_size=3, max_overflow=0, pre_ping=True)
@@ -698,15 +711,25 @@ async def test_pre_ping_replaces_a_dead_connection_and_expires_older_ones(
         await conn.close()
     adbapi.calls.clear()
     adbapi.connections[0].kill()  # FIFO: connection 1 is checked out first
+    adbapi.connections[2].kill()  # 3 went down too; 2 did not
 
     async with pool.connect() as conn:
         assert number(conn) == 4
         assert adbapi.calls_named("execute") == [("execute", 1, "SELECT 1")]
+        # The pool is not expired: the idle ones are only suspect.
+        assert [rec._suspect for rec in pool._slots.idle] == [True, True]
+        assert not adbapi.connections[1].closed
+        assert not adbapi.connections[2].closed
     async with pool.connect() as a, pool.connect() as b:
-        # Opened before the dead one was found: replaced without a ping.
-        assert {number(a), number(b)} == {5, 6}
-    assert adbapi.calls_named("execute") == [("execute", 1, "SELECT 1")]
-    assert [c.number for c in adbapi.connections if c.closed] == [1, 2, 3]
+        # Each is pinged: the live one is kept, the dead one replaced.
+        assert (number(a), number(b)) == (2, 5)
+    assert adbapi.calls_named("execute") == [
+        ("execute", 1, "SELECT 1"),
+        ("execute", 2, "SELECT 1"),
+        ("execute", 3, "SELECT 1"),
+    ]
+    assert adbapi.calls_named("connect") == [("connect", 4), ("connect", 5)]
+    assert [c.number for c in adbapi.connections if c.closed] == [1, 3]
     assert_nothing_leaked(pool, adbapi)
 
 
@@ -723,26 +746,50 @@ async def test_pre_ping_keeps_a_live_connection(
 
 
 @pytest.mark.asyncio
-async def test_disconnect_in_async_with_invalidates_expires_and_propagates(
+async def test_disconnect_in_async_with_invalidates_marks_idle_suspect_and_propagates(
     make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
 ) -> None:
-    pool = make_queue_pool(pool_size=2, max_overflow=0)
-    held = await pool.connect()  # connection 1, opened before the disconnect
+    pool = make_queue_pool(pool_size=4, max_overflow=0)
+    conns = [await pool.connect() for _ in range(4)]
+    held = conns[3]  # connection 4: checked out during the disconnect
+    for conn in conns[:3]:
+        await conn.close()  # idle, FIFO: 1, 2, 3
+    adbapi.connections[2].kill()  # 3 went down with the server; 2 did not
     error = FakeOperationalError("server closed the connection")
 
     with pytest.raises(FakeOperationalError) as raised:
         async with pool.connect() as conn:
-            assert number(conn) == 2
+            assert number(conn) == 1
             raise error
 
     assert raised.value is error
-    assert adbapi.connections[1].closed  # invalidated
+    assert adbapi.connections[0].closed  # invalidated
+    # Not expired: the connections idle at the time are only suspect.
+    assert not adbapi.connections[1].closed
+    assert not adbapi.connections[2].closed
+    assert [
+        (rec.dbapi_connection is not None, rec._suspect) for rec in pool._slots.idle
+    ] == [(True, True), (True, True), (False, False)]
     assert await held.execute("SELECT 1") == [(1,)]  # usable until returned
+    adbapi.calls.clear()
+    a = await pool.connect()
+    b = await pool.connect()
+    # Each suspect is pinged (pre_ping is off): kept if alive, else replaced.
+    assert (number(a), number(b)) == (2, 5)
+    assert adbapi.calls_named("execute") == [
+        ("execute", 2, "SELECT 1"),
+        ("execute", 3, "SELECT 1"),
+    ]
+    assert adbapi.connections[2].closed
     await held.close()
-    async with pool.connect() as a, pool.connect() as b:
-        # Connection 1 expired with the disconnect: replaced at checkout.
-        assert {number(a), number(b)} == {3, 4}
-    assert adbapi.connections[0].closed
+    await a.close()
+    await b.close()
+    adbapi.calls.clear()
+    async with pool.connect() as c, pool.connect() as d:
+        # The invalidated record reconnects; connection 4, checked out during
+        # the disconnect, was never suspect: reused without a ping.
+        assert (number(c), number(d)) == (6, 4)
+    assert adbapi.calls_named("execute") == []
     assert_nothing_leaked(pool, adbapi)
 
 
@@ -816,7 +863,7 @@ async def test_default_dialect_is_the_generic_async_one(
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("use_lifo", [False, True])
-@pytest.mark.parametrize(("pool_size", "max_overflow"), [(1, 0), (2, 1), (0, 2)])
+@pytest.mark.parametrize(("pool_size", "max_overflow"), [(1, 0), (2, 1)])
 async def test_waiters_are_served_first_come_first_served(
     make_queue_pool: MakeQueuePool,
     adbapi: FakeAsyncDBAPI,
@@ -860,6 +907,35 @@ async def test_waiters_are_served_first_come_first_served(
     await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
     assert served == list(range(n))
     assert len(adbapi.connections) == capacity  # none beyond the limit
+    assert_nothing_leaked(pool, adbapi)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("use_lifo", [False, True])
+async def test_pool_size_zero_never_makes_a_task_wait(
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI, use_lifo: bool
+) -> None:
+    """pool_size=0 means no limit at all: max_overflow is ignored."""
+    pool = make_queue_pool(pool_size=0, max_overflow=2, timeout=0, use_lifo=use_lifo)
+    held = [await pool.connect() for _ in range(2)]
+    n = 6
+    # timeout=0: any of these that had to wait would fail at once.
+    more = await asyncio.wait_for(
+        asyncio.gather(*(pool.connect() for _ in range(n))), WAIT
+    )
+    assert not pool._slots.waiters
+    numbers = [number(conn) for conn in held + more]
+    assert sorted(numbers) == list(range(1, n + 3))
+    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (0, n + 2, 0)
+    assert f"checked out={n + 2}, overflow=0/no limit, waiting=0" in pool.status()
+    for conn in held + more:
+        await conn.close()
+    # Every returned connection is kept, none closed.
+    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (n + 2, 0, 0)
+    assert adbapi.calls_named("close") == []
+    async with pool.connect() as conn:
+        # The most recently returned one first with use_lifo, else the oldest.
+        assert number(conn) == (numbers[-1] if use_lifo else numbers[0])
     assert_nothing_leaked(pool, adbapi)
 
 
@@ -1529,7 +1605,6 @@ BAD_QUEUE_ARGUMENTS: list[tuple[str, dict[str, Any]]] = [
     ("pool_size-negative", {"pool_size": -1}),
     ("pool_size-float", {"pool_size": 1.5}),
     ("max_overflow-below-minus-1", {"max_overflow": -2}),
-    ("pool_size-and-max_overflow-zero", {"pool_size": 0, "max_overflow": 0}),
     ("timeout-negative", {"timeout": -1}),
     ("timeout-nan", {"timeout": math.nan}),
     ("timeout-str", {"timeout": "30"}),
@@ -1563,6 +1638,34 @@ def test_bad_argument_is_rejected_like_the_thread_twin(
     # Only the class names may differ ("use AsyncNullPool" / "use NullPool").
     assert str(aio_info.value).replace("Async", "") == str(sync_info.value)
     assert adbapi.calls == []  # nothing was opened
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param(
+            {"pool_size": 0, "max_overflow": 0}, id="pool_size-and-max_overflow-zero"
+        ),
+        pytest.param({"timeout": None}, id="timeout-none"),
+    ],
+)
+async def test_argument_accepted_like_the_thread_twin(
+    kwargs: dict[str, Any], adbapi: FakeAsyncDBAPI, adialect: FakeAsyncDialect
+) -> None:
+    """``pool_size=0, max_overflow=0`` (no limit) and ``timeout=None`` (wait
+    forever) are valid for both twins and mean the same."""
+    sync_pool = QueuePool(FakeDBAPI().connect, dialect=FakeDialect(), **kwargs)
+    pool = AsyncQueuePool(adbapi.connect, dialect=adialect, **kwargs)
+    assert pool.timeout() == sync_pool.timeout()
+    assert pool.size() == sync_pool.size()
+    assert pool.status().replace(repr(pool), "<pool>") == sync_pool.status().replace(
+        repr(sync_pool), "<pool>"
+    )
+    async with pool.connect() as conn:
+        assert conn.is_valid
+        assert pool.checkedout() == 1
+    assert pool.checkedout() == 0
 
 
 # -- the contract every asyncio pool class keeps -------------------------------
@@ -1673,17 +1776,22 @@ async def test_contract_closed_connection_refuses_every_use(
     await conn.close()
     await conn.close()
     calls = list(adbapi.calls)
+    seen = record(pool, "invalidate", "checkin")
+    assert conn.driver_connection is None
+    assert conn.dbapi_connection is None
     uses: list[Callable[[], object]] = [
-        lambda: conn.driver_connection,
         lambda: conn.execute,
         conn.cursor,
     ]
     for use in uses:
         with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
             use()
-    with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
+    with pytest.warns(
+        exc.PoolWarning, match="can't invalidate an already-closed connection"
+    ):
         await conn.invalidate()
     assert adbapi.calls == calls
+    assert seen == []
 
 
 @pytest.mark.asyncio
@@ -1923,7 +2031,7 @@ async def test_checkout_cancelled_during_retry_invalidation_keeps_the_slot(
 
     event.listen(pool, "checkout", reject)
     event.listen(pool, "invalidate", hang)
-    task = asyncio.create_task(pool.connect()._checkout())
+    task = asyncio.create_task(pool._checkout())
     await asyncio.wait_for(started.wait(), WAIT)
     task.cancel()
     await finish(task)
@@ -1950,8 +2058,8 @@ async def test_static_pool_users_racing_a_stale_connection_share_one_replacement
     first = await pool.connect()
     await first.close()
     pool.expire_connections()
-    a = asyncio.create_task(pool.connect()._checkout())
-    b = asyncio.create_task(pool.connect()._checkout())
+    a = asyncio.create_task(pool._checkout())
+    b = asyncio.create_task(pool._checkout())
     for _ in range(10):  # let both reach the reconnect
         await asyncio.sleep(0)
     gate.set()

@@ -1,4 +1,4 @@
-"""The pool lifecycle in poolhouse.base, exercised through QueuePool."""
+"""The pool lifecycle, exercised through QueuePool."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
+from poolhouse import ConnectionFairy
+from poolhouse import ConnectionRecord
+from poolhouse import NullPool
+from poolhouse import PoolResetState
+from poolhouse import QueuePool
 from poolhouse import event
 from poolhouse import events
 from poolhouse import exc
-from poolhouse.base import ConnectionFairy
-from poolhouse.base import ConnectionRecord
-from poolhouse.base import PoolResetState
-from poolhouse.impl import NullPool
-from poolhouse.impl import QueuePool
 
 from .conftest import FakeClock
 from .fakedbapi import FakeConnection
@@ -301,13 +301,9 @@ def _use_passthrough_attribute(conn: ConnectionFairy) -> object:
 
 
 USES_AFTER_CLOSE: dict[str, Callable[[ConnectionFairy], object]] = {
-    "dbapi_connection": _use_dbapi_connection,
-    "driver_connection": _use_driver_connection,
     "cursor": lambda conn: conn.cursor(),
     "info": _use_info,
     "record_info": _use_record_info,
-    "invalidate": lambda conn: conn.invalidate(),
-    "soft invalidate": lambda conn: conn.invalidate(soft=True),
     "detach": lambda conn: conn.detach(),
     "pass-through method": lambda conn: conn.commit(),
     "pass-through attribute": _use_passthrough_attribute,
@@ -325,6 +321,54 @@ def test_every_use_of_a_closed_fairy_raises(
         use(conn)
     assert dbapi.calls == calls
     assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+
+
+CONNECTIONS_AFTER_CLOSE: dict[str, Callable[[ConnectionFairy], object]] = {
+    "dbapi_connection": _use_dbapi_connection,
+    "driver_connection": _use_driver_connection,
+}
+
+
+@pytest.mark.parametrize(
+    "use", CONNECTIONS_AFTER_CLOSE.values(), ids=CONNECTIONS_AFTER_CLOSE
+)
+def test_connection_of_a_closed_fairy_is_none(
+    pool: QueuePool, dbapi: FakeDBAPI, use: Callable[[ConnectionFairy], object]
+) -> None:
+    conn = pool.connect()
+    assert use(conn) is dbapi.connections[0]
+    conn.close()
+    calls = list(dbapi.calls)
+    assert use(conn) is None
+    assert dbapi.calls == calls
+    assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+
+
+INVALIDATES_AFTER_CLOSE: dict[str, Callable[[ConnectionFairy], object]] = {
+    "invalidate": lambda conn: conn.invalidate(),
+    "soft invalidate": lambda conn: conn.invalidate(soft=True),
+}
+
+
+@pytest.mark.parametrize(
+    "use", INVALIDATES_AFTER_CLOSE.values(), ids=INVALIDATES_AFTER_CLOSE
+)
+def test_invalidating_a_closed_fairy_warns_and_does_nothing(
+    pool: QueuePool, dbapi: FakeDBAPI, use: Callable[[ConnectionFairy], object]
+) -> None:
+    conn = pool.connect()
+    conn.close()
+    seen = record(pool)
+    calls = list(dbapi.calls)
+    with pytest.warns(
+        exc.PoolWarning, match="can't invalidate an already-closed connection"
+    ):
+        use(conn)
+    assert dbapi.calls == calls
+    assert seen == []
+    assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+    with pool.connect() as again:  # the idle connection was left alone
+        assert fake(again) is dbapi.connections[0]
 
 
 def test_second_close_does_nothing(pool: QueuePool, dbapi: FakeDBAPI) -> None:
@@ -345,9 +389,10 @@ def test_is_valid_and_is_detached_follow_the_fairy_state(pool: QueuePool) -> Non
     assert not conn.is_valid and conn.is_detached
 
     conn = pool.connect()
-    conn.invalidate()
-    assert not conn.is_valid and not conn.is_detached
+    conn.invalidate()  # returned at once, like a closed fairy
+    assert not conn.is_valid and conn.is_detached
     conn.close()
+    assert not conn.is_valid and conn.is_detached
 
     conn = pool.connect()
     conn.detach()
@@ -356,20 +401,32 @@ def test_is_valid_and_is_detached_follow_the_fairy_state(pool: QueuePool) -> Non
     assert not conn.is_valid and conn.is_detached
 
 
-def test_invalidated_fairy_stays_checked_out_until_closed(
-    pool: QueuePool, dbapi: FakeDBAPI
+def test_invalidated_fairy_is_returned_at_once(
+    dbapi: FakeDBAPI, dialect: FakeDialect
 ) -> None:
+    pool = QueuePool(
+        dbapi.connect, pool_size=1, max_overflow=0, timeout=0, dialect=dialect
+    )
+    seen = record(pool, "reset", "checkin")
+    recs = checkout_records(pool)
     conn = pool.connect()
     error = FakeOperationalError("gone")
     conn.invalidate(error)
     assert dbapi.connections[0].closed
-    assert pool.checkedout() == 1
-    with pytest.raises(exc.InvalidRequestError, match="invalidated"):
+    # The slot is back at once, without a reset of the invalidated connection.
+    assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+    assert seen == [("checkin", (None, recs[0]))]
+    assert conn.dbapi_connection is None
+    assert conn.driver_connection is None
+    with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
         conn.cursor()
-    conn.close()
-    assert pool.checkedout() == 0
-    with pool.connect() as again:
+    calls = list(dbapi.calls)
+    conn.close()  # does nothing
+    assert dbapi.calls == calls
+    assert seen == [("checkin", (None, recs[0]))]
+    with pool.connect() as again:  # timeout=0: the only slot is free
         assert fake(again) is dbapi.connections[1]
+    assert [c for c in dbapi.calls if c[1:2] == (1,)] == [("connect", 1), ("close", 1)]
 
 
 def test_soft_invalidated_fairy_is_usable_then_replaced(
@@ -472,7 +529,23 @@ def test_detach_and_close_detached_events(pool: QueuePool) -> None:
     rec = seen[0][1][1]
     assert seen == [("detach", (raw, rec))]
     conn.close()
-    assert seen == [("detach", (raw, rec)), ("close_detached", (raw,))]
+    # Reset (terminate only, no record), then close_detached; the pool's
+    # checkin and close events are not the detached connection's.
+    assert seen == [
+        ("detach", (raw, rec)),
+        (
+            "reset",
+            (
+                raw,
+                None,
+                PoolResetState(
+                    transaction_was_reset=False, terminate_only=True, asyncio_safe=True
+                ),
+            ),
+        ),
+        ("close_detached", (raw,)),
+    ]
+    assert raw.closed
 
 
 # -- reset on return -----------------------------------------------------------
@@ -615,7 +688,7 @@ def test_without_pre_ping_nothing_is_pinged(pool: QueuePool, dbapi: FakeDBAPI) -
     assert dbapi.calls_named("cursor", "execute") == []
 
 
-def test_pre_ping_replaces_a_dead_connection_and_expires_older_ones(
+def test_pre_ping_replaces_a_dead_connection_and_only_the_dead_others(
     dbapi: FakeDBAPI, dialect: FakeDialect
 ) -> None:
     pool = QueuePool(dbapi.connect, dialect=dialect, pre_ping=True)
@@ -623,15 +696,28 @@ def test_pre_ping_replaces_a_dead_connection_and_expires_older_ones(
     for conn in held:
         conn.close()  # idle, oldest first: 1, 2, 3
     dbapi.connections[0].kill()
+    dbapi.connections[2].kill()  # 3 went down too; 2 did not
     with pool.connect() as conn:
         assert fake(conn).number == 4  # no error for the caller
         conn.cursor().execute("SELECT 1")
         assert dbapi.connections[0].closed
+        # Not expired: the idle ones are suspect, to be pinged.
         assert not dbapi.connections[1].closed
+        assert not dbapi.connections[2].closed
+        assert [rec._suspect for rec in pool._slots.idle] == [True, True]
+        mark = len(dbapi.calls)
         second = pool.connect()
         third = pool.connect()
-        assert [fake(second).number, fake(third).number] == [5, 6]
-        assert dbapi.connections[1].closed and dbapi.connections[2].closed
+        # The live one is kept, the dead one replaced.
+        assert [fake(second).number, fake(third).number] == [2, 5]
+        assert dbapi.calls[mark:] == [
+            ("cursor", 2),  # the ping of 2 succeeds
+            ("execute", 2, "SELECT 1"),
+            ("cursor", 3),  # the ping of 3 fails
+            ("close", 3),
+            ("connect", 5),
+        ]
+        assert not dbapi.connections[1].closed and dbapi.connections[2].closed
         second.close()
         third.close()
 
@@ -1021,13 +1107,15 @@ def _probe_note(probe: LockCheckingDialect, name: str, *args: Any) -> None:
 # -- disconnects while in use --------------------------------------------------
 
 
-def test_disconnect_in_with_block_invalidates_and_expires_the_others(
+def test_disconnect_in_with_block_invalidates_and_makes_the_idle_others_suspect(
     pool: QueuePool, dbapi: FakeDBAPI
 ) -> None:
     seen = record(pool, "invalidate")
-    idle = pool.connect()
-    busy = pool.connect()
-    idle.close()
+    idle = [pool.connect() for _ in range(3)]
+    busy = pool.connect()  # 4: checked out during the disconnect
+    for conn in idle:
+        conn.close()  # idle, oldest first: 1, 2, 3
+    dbapi.connections[2].kill()  # 3 went down with the server; 2 did not
     recs = checkout_records(pool)
     caught: list[FakeOperationalError] = []
     with pytest.raises(FakeOperationalError) as raised:
@@ -1042,13 +1130,32 @@ def test_disconnect_in_with_block_invalidates_and_expires_the_others(
     assert caught == [raised.value]
     assert raw.number == 1 and raw.closed
     assert seen == [("invalidate", (raw, recs[0], raised.value))]
+    # Not expired: the idle ones are suspect, pinged at their next checkout.
+    assert not dbapi.connections[1].closed and not dbapi.connections[2].closed
     busy.cursor().execute("SELECT 1")  # checked out: usable until returned
-    busy.close()
+    mark = len(dbapi.calls)
     first, second = pool.connect(), pool.connect()
-    assert [fake(first).number, fake(second).number] == [3, 4]
-    assert dbapi.open_connections() == [dbapi.connections[2], dbapi.connections[3]]
+    # pre_ping is off, yet each suspect is pinged: kept if alive, else replaced.
+    assert [fake(first).number, fake(second).number] == [2, 5]
+    assert dbapi.calls[mark:] == [
+        ("cursor", 2),  # the ping of 2 succeeds
+        ("execute", 2, "SELECT 1"),
+        ("cursor", 3),  # the ping of 3 fails
+        ("close", 3),
+        ("connect", 5),
+    ]
+    busy.close()
     first.close()
     second.close()
+    mark = len(dbapi.calls)
+    # The invalidated record reconnects; 4, checked out during the disconnect,
+    # was never suspect: reused without a ping.
+    third, fourth = pool.connect(), pool.connect()
+    assert [fake(third).number, fake(fourth).number] == [6, 4]
+    assert dbapi.calls[mark:] == [("connect", 6)]
+    assert [c.number for c in dbapi.open_connections()] == [2, 4, 5, 6]
+    third.close()
+    fourth.close()
 
 
 def test_error_in_with_block_propagates_unchanged(pool: QueuePool) -> None:
@@ -1081,12 +1188,19 @@ def test_handle_error_without_with_block(pool: QueuePool, dbapi: FakeDBAPI) -> N
     assert pool.handle_error(conn, FakeOperationalError("gone")) is True
     assert not conn.is_valid
     assert dbapi.connections[0].closed
-    conn.close()
-    with pool.connect() as expired:
-        assert fake(expired).number == 3  # connection 2 was replaced
+    assert (pool.checkedout(), pool.checkedin()) == (0, 2)  # returned at once
+    calls = list(dbapi.calls)
+    conn.close()  # does nothing
+    assert dbapi.calls == calls
+    with pool.connect() as suspect:
+        assert fake(suspect).number == 2  # pinged and kept, not replaced
+        assert dbapi.calls[len(calls) :] == [
+            ("cursor", 2),
+            ("execute", 2, "SELECT 1"),
+        ]
         with pool.connect() as invalidated:
-            assert fake(invalidated).number == 4  # the empty record reconnects
-    assert dbapi.connections[1].closed
+            assert fake(invalidated).number == 3  # the empty record reconnects
+    assert not dbapi.connections[1].closed
 
 
 # -- logging -------------------------------------------------------------------

@@ -122,7 +122,7 @@ def test_empty_config_gives_a_default_queuepool(dbapi: FakeDBAPI) -> None:
         ("StaticPool", StaticPool),
         ("SingletonThreadPool", SingletonThreadPool),
         ("AssertionPool", AssertionPool),
-        ("poolhouse.impl.NullPool", NullPool),
+        ("poolhouse.NullPool", NullPool),
         ("poolhouse.QueuePool", QueuePool),
         (f"{__name__}.CustomPool", CustomPool),
     ],
@@ -151,7 +151,7 @@ def test_the_creator_is_used(dbapi: FakeDBAPI) -> None:
         ("Bogus", ["'Bogus'", "QueuePool", "NullPool", "dotted path"]),
         ("queuepool", ["'queuepool'", "QueuePool"]),
         ("no_such_module.Pool", ["'no_such_module.Pool'", "no_such_module"]),
-        ("poolhouse.impl.NoSuchPool", ["'poolhouse.impl.NoSuchPool'", "NoSuchPool"]),
+        ("poolhouse.NoSuchPool", ["'poolhouse.NoSuchPool'", "NoSuchPool"]),
         ("os.path", ["'os.path'", "Pool subclass"]),
         (f"{__name__}.NotAPool", [f"'{__name__}.NotAPool'", "Pool subclass"]),
         ("poolhouse.exc.PoolError", ["'poolhouse.exc.PoolError'", "Pool subclass"]),
@@ -188,10 +188,10 @@ def test_class_given_as_a_non_pool_class(dbapi: FakeDBAPI) -> None:
 
 def test_abstract_pool_class_is_a_value_error(dbapi: FakeDBAPI) -> None:
     with pytest.raises(ValueError) as info:
-        pool_from_config({"pool.class": "poolhouse.base.Pool"}, creator=dbapi.connect)
+        pool_from_config({"pool.class": "poolhouse.Pool"}, creator=dbapi.connect)
     message = str(info.value)
     assert "pool.class" in message
-    assert "'poolhouse.base.Pool'" in message
+    assert "'poolhouse.Pool'" in message
 
 
 # -- pool_from_config: keys ----------------------------------------------------
@@ -481,8 +481,19 @@ def test_out_of_range_value_names_the_key(
     assert rule in message
 
 
-def test_pool_size_zero_with_max_overflow_zero_is_rejected(dbapi: FakeDBAPI) -> None:
-    with pytest.raises(ValueError, match=r"pool_size=0 with max_overflow=0"):
-        pool_from_config(
-            {"pool.pool_size": "0", "pool.max_overflow": "0"}, creator=dbapi.connect
-        )
+def test_pool_size_zero_with_max_overflow_zero_means_no_limit(
+    dbapi: FakeDBAPI,
+) -> None:
+    pool = pool_from_config(
+        {"pool.pool_size": "0", "pool.max_overflow": "0", "pool.timeout": "0"},
+        creator=dbapi.connect,
+    )
+    assert isinstance(pool, QueuePool)
+    assert pool.size() == 0
+    held = [pool.connect() for _ in range(20)]  # timeout=0: none waited
+    assert (pool.checkedout(), pool.overflow()) == (20, 0)
+    assert "overflow=0/no limit" in pool.status()
+    for conn in held:
+        conn.close()
+    assert pool.checkedin() == 20  # all kept
+    assert len(dbapi.open_connections()) == 20

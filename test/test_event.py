@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
+from poolhouse import ConnectionFairy
+from poolhouse import ConnectionRecord
+from poolhouse import NullPool
+from poolhouse import Pool
+from poolhouse import PoolResetState
+from poolhouse import QueuePool
 from poolhouse import event
 from poolhouse import events
 from poolhouse import exc
-from poolhouse.base import ConnectionFairy
-from poolhouse.base import ConnectionRecord
-from poolhouse.base import Pool
-from poolhouse.base import PoolResetState
-from poolhouse.impl import NullPool
-from poolhouse.impl import QueuePool
 
 from .fakedbapi import FakeConnection
 from .fakedbapi import FakeDBAPI
@@ -342,18 +342,27 @@ def test_remove_class_listener(dbapi: FakeDBAPI, dialect: FakeDialect) -> None:
     assert calls == []
 
 
-def test_removing_the_last_listener_leaves_the_signal_without_receivers(
-    pool: QueuePool,
-) -> None:
+def test_listeners_never_connect_to_the_signal(pool: QueuePool) -> None:
+    """The pool calls event listeners itself; the blinker signal is left to
+    receivers connected to it directly."""
     assert not events.checkout.receivers
     calls, listener = counter()
     event.listen(pool, "checkout", listener)
     event.listen(QueuePool, "checkout", listener)
-    assert events.checkout.receivers
+    assert not events.checkout.receivers
+    assert len(pool._listeners.checkout) == 2
+    cycle(pool)
+    assert len(calls) == 2
     event.remove(pool, "checkout", listener)
-    assert events.checkout.receivers
+    assert not events.checkout.receivers
+    assert len(pool._listeners.checkout) == 1
+    cycle(pool)
+    assert len(calls) == 3
     event.remove(QueuePool, "checkout", listener)
     assert not events.checkout.receivers
+    assert pool._listeners.checkout == ()
+    cycle(pool)
+    assert len(calls) == 3
 
 
 # -- Pool(events=...) and recreate() -------------------------------------------

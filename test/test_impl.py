@@ -17,16 +17,16 @@ import pytest
 
 from poolhouse import AssertionPool
 from poolhouse import ConnectionFairy
+from poolhouse import ConnectionRecord
 from poolhouse import NullPool
 from poolhouse import Pool
 from poolhouse import QueuePool
 from poolhouse import SingletonThreadPool
 from poolhouse import StaticPool
-from poolhouse import base
 from poolhouse import exc
 from poolhouse._queue import Marker
 from poolhouse._queue import SlotQueue
-from poolhouse.base import ConnectionRecord
+from poolhouse._sync import _acompat as sync_acompat
 
 from .conftest import FakeClock
 from .fakedbapi import FakeConnection
@@ -165,6 +165,13 @@ class _HalfDialect:
         pass
 
 
+class _NoPingDialect(_HalfDialect):
+    """Has what every pool needs, but no do_ping (nor is_disconnect)."""
+
+    def do_commit(self, dbapi_connection: Any) -> None:
+        pass
+
+
 # (kwargs, exception, fragments the message must contain)
 _Row = tuple[dict[str, Any], type[Exception], list[str]]
 
@@ -239,7 +246,7 @@ BASE_ARGUMENT_ROWS: list[tuple[str, _Row]] = [
         (
             {"dialect": object()},
             TypeError,
-            ["dialect", "do_rollback", "do_ping", "is_disconnect", "Dialect"],
+            ["dialect", "lacks do_rollback, do_commit, do_close;", "Dialect"],
         ),
     ),
     (
@@ -247,7 +254,15 @@ BASE_ARGUMENT_ROWS: list[tuple[str, _Row]] = [
         (
             {"dialect": _HalfDialect()},
             TypeError,
-            ["dialect", "_HalfDialect", "do_commit", "do_ping", "is_disconnect"],
+            ["dialect", "_HalfDialect", "lacks do_commit;"],
+        ),
+    ),
+    (
+        "dialect-no-ping-with-pre_ping",
+        (
+            {"dialect": _NoPingDialect(), "pre_ping": True},
+            TypeError,
+            ["dialect", "_NoPingDialect", "lacks do_ping;", "pre_ping=True"],
         ),
     ),
     ("pre_ping-str", ({"pre_ping": "yes"}, TypeError, ["pre_ping", "'yes'", "True"])),
@@ -271,19 +286,10 @@ QUEUEPOOL_ARGUMENT_ROWS: list[tuple[str, _Row]] = [
         "max_overflow-bool",
         ({"max_overflow": False}, TypeError, ["max_overflow", "False", "int"]),
     ),
-    (
-        "pool_size-and-max_overflow-zero",
-        (
-            {"pool_size": 0, "max_overflow": 0},
-            ValueError,
-            ["pool_size=0", "max_overflow=0", "NullPool"],
-        ),
-    ),
     ("timeout-negative", ({"timeout": -1}, ValueError, ["timeout=-1", ">= 0"])),
     ("timeout-nan", ({"timeout": math.nan}, ValueError, ["timeout=nan", ">= 0"])),
     ("timeout-str", ({"timeout": "30"}, TypeError, ["timeout", "'30'", "seconds"])),
     ("timeout-bool", ({"timeout": True}, TypeError, ["timeout", "True", "seconds"])),
-    ("timeout-none", ({"timeout": None}, TypeError, ["timeout", "None", "seconds"])),
     ("use_lifo-int", ({"use_lifo": 1}, TypeError, ["use_lifo", "1", "True or False"])),
     ("use_lifo-str", ({"use_lifo": "yes"}, TypeError, ["use_lifo", "'yes'", "True"])),
 ]
@@ -333,14 +339,28 @@ def test_bad_argument_is_rejected_at_construction(
     assert dbapi.calls == []  # nothing was opened
 
 
+@pytest.mark.parametrize("cls", ALL_CLASSES)
+def test_dialect_without_ping_or_is_disconnect_is_accepted_without_pre_ping(
+    cls: type[Pool], dbapi: FakeDBAPI
+) -> None:
+    dialect = _NoPingDialect()
+    pool = cls(dbapi.connect, dialect=dialect)
+    assert pool.dialect is dialect
+    with pool.connect() as conn:
+        assert conn.is_valid
+    assert dbapi.calls == [("connect", 1)]  # the dialect's methods do nothing
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
         {"pool_size": 0, "max_overflow": 3},
         {"pool_size": 1, "max_overflow": 0},
         {"pool_size": 0, "max_overflow": -1},
+        {"pool_size": 0, "max_overflow": 0},
         {"timeout": 0},
         {"timeout": 2},
+        {"timeout": None},
         {"use_lifo": True},
         {"recycle": -1},
         {"recycle": 0},
@@ -394,13 +414,14 @@ def test_queuepool_counters_through_a_cycle(
             checkedout,
             overflow,
         )
-    # Returned overflow connections are closed; pool_size of them are kept.
-    expected_back = [(0, 3, 1), (0, 2, 0), (1, 1, 0), (2, 0, 0)]
+    # Returned connections are kept while fewer than pool_size are idle; once
+    # pool_size are idle, the next ones returned are closed.
+    expected_back = [(1, 3, 2), (2, 2, 2), (2, 1, 1), (2, 0, 0)]
     for conn, state in zip(held, expected_back, strict=True):
         conn.close()
         assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == state
-    assert len(dbapi.open_connections()) == 2
-    assert len(dbapi.calls_named("close")) == 2
+    assert [c.number for c in dbapi.open_connections()] == [1, 2]
+    assert dbapi.calls_named("close") == [("close", 3), ("close", 4)]
 
 
 def test_overflow_connections_are_closed_on_return(
@@ -435,21 +456,23 @@ def test_max_overflow_minus_one_means_no_limit(
     assert len(dbapi.open_connections()) == 2
 
 
-def test_pool_size_zero_keeps_every_idle_connection(
+def test_pool_size_zero_ignores_max_overflow_and_keeps_every_idle_connection(
     dbapi: FakeDBAPI, dialect: FakeDialect
 ) -> None:
     pool = QueuePool(
         dbapi.connect, pool_size=0, max_overflow=3, timeout=0, dialect=dialect
     )
     held = [pool.connect() for _ in range(3)]
-    assert pool.overflow() == 3
-    with pytest.raises(exc.TimeoutError):
-        pool.connect()  # the total is still bounded by max_overflow
+    assert pool.overflow() == 0
+    # No limit at all: max_overflow=3 does not bound the total.
+    held += [pool.connect() for _ in range(3)]
+    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (0, 6, 0)
+    assert "checked out=6, overflow=0/no limit, waiting=0" in pool.status()
     for conn in held:
         conn.close()
-    assert pool.checkedin() == 3
+    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (6, 0, 0)
     assert dbapi.calls_named("close") == []
-    assert len(dbapi.open_connections()) == 3
+    assert len(dbapi.open_connections()) == 6
 
 
 def test_pool_size_zero_and_no_overflow_limit(
@@ -683,8 +706,10 @@ def test_timeout_error_says_what_happened_and_what_to_do(
     for conn in held:
         conn.close()
     assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (2, 0, 0)
+    # The first two returned are kept; the third, with pool_size idle, closed.
+    assert dbapi.calls_named("close") == [("close", 3)]
     with pool.connect() as conn:
-        assert number(conn) == 2
+        assert number(conn) == 1
 
 
 def test_zero_timeout_fails_at_once_when_full(
@@ -740,7 +765,7 @@ def test_interrupted_wait_leaves_the_line(
     def interrupted(self: Any, timeout: float) -> bool:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(base._Waiter, "wait", interrupted)
+    monkeypatch.setattr(sync_acompat.Waiter, "wait", interrupted)
     with pytest.raises(KeyboardInterrupt):
         pool.connect()
     monkeypatch.undo()
@@ -755,7 +780,7 @@ def test_interrupted_wait_leaves_the_line(
 
 
 @pytest.mark.parametrize("use_lifo", [False, True])
-@pytest.mark.parametrize(("pool_size", "max_overflow"), [(1, 0), (2, 1), (0, 2)])
+@pytest.mark.parametrize(("pool_size", "max_overflow"), [(1, 0), (2, 1)])
 def test_waiters_are_served_first_come_first_served(
     use_lifo: bool,
     pool_size: int,
@@ -817,6 +842,50 @@ def test_waiters_are_served_first_come_first_served(
     assert slots.grants == [waiter for waiter, _ in slots.arrivals]
     assert pool.checkedout() == 0
     assert len(dbapi.connections) == capacity  # no connection beyond the limit
+
+
+@pytest.mark.parametrize("use_lifo", [False, True])
+def test_pool_size_zero_never_makes_a_caller_wait(
+    use_lifo: bool, dbapi: FakeDBAPI, dialect: FakeDialect
+) -> None:
+    """pool_size=0 means no limit at all: max_overflow is ignored."""
+    pool = QueuePool(
+        dbapi.connect,
+        pool_size=0,
+        max_overflow=2,
+        timeout=0,  # any checkout that had to wait would fail at once
+        use_lifo=use_lifo,
+        dialect=dialect,
+    )
+    slots = recording(pool)
+    n = 8
+    # The workers and this thread: all n connections are held at once.
+    started = threading.Barrier(n + 1, timeout=5)
+    release = threading.Event()
+
+    def work() -> int:
+        with pool.connect() as conn:
+            started.wait()
+            if not release.wait(5):
+                raise RuntimeError("never released")
+            return number(conn)
+
+    workers = [Worker(work) for _ in range(n)]
+    for worker in workers:
+        worker.start()
+    started.wait()
+    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (0, n, 0)
+    assert f"checked out={n}, overflow=0/no limit, waiting=0" in pool.status()
+    release.set()
+    for worker in workers:
+        worker.join_or_fail()
+        assert worker.error is None
+    assert slots.arrivals == []  # nobody queued
+    assert sorted(w.result for w in workers) == list(range(1, n + 1))
+    # Every returned connection is kept, none closed.
+    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (n, 0, 0)
+    assert dbapi.calls_named("close") == []
+    assert pool._slots.opened == n
 
 
 def test_no_waiter_starves(dbapi: FakeDBAPI, dialect: FakeDialect) -> None:
@@ -960,13 +1029,16 @@ def test_returned_overflow_is_closed_before_its_slot_is_reused(
         dbapi.connect, pool_size=1, max_overflow=1, timeout=5, dialect=dialect
     )
     slots = recording(pool)
-    held = pool.connect()
+    first = pool.connect()
     overflow = pool.connect()
+    first.close()  # idle: pool_size are idle now
     dialect.gated.add(number(overflow))
 
     returning = Worker(overflow.close)
     returning.start()
     assert dialect.closing.wait(5)  # the surplus connection is being closed
+    held = pool.connect()  # takes the idle one
+    assert number(held) == 1
 
     def take() -> int:
         with pool.connect() as conn:
@@ -981,6 +1053,7 @@ def test_returned_overflow_is_closed_before_its_slot_is_reused(
     newcomer.join_or_fail()
     assert returning.error is None
     assert newcomer.error is None
+    assert newcomer.result == 3  # opened in the slot of the closed one
     assert dbapi.max_open <= 2
     held.close()
 
@@ -1360,21 +1433,21 @@ def test_assertionpool_recreate(dbapi: FakeDBAPI, dialect: FakeDialect) -> None:
 def test_queuepool_status(dbapi: FakeDBAPI, dialect: FakeDialect) -> None:
     pool = QueuePool(dbapi.connect, pool_size=2, max_overflow=3, dialect=dialect)
     held = [pool.connect() for _ in range(3)]
-    held[0].close()
+    held[0].close()  # kept: fewer than pool_size are idle
     status = pool.status()
     assert status.startswith(repr(pool))
     for fragment in (
         "pool_size=2",
-        "checked in=0",
+        "checked in=1",
         "checked out=2",
-        "overflow=0/3",
+        "overflow=1/3",
         "waiting=0",
     ):
         assert fragment in status
     held[1].close()
-    assert "checked in=1" in pool.status()
-    assert "checked out=1" in pool.status()
-    held[2].close()
+    assert "checked in=2, checked out=1, overflow=1/3" in pool.status()
+    held[2].close()  # closed: pool_size are idle already
+    assert "checked in=2, checked out=0, overflow=0/3" in pool.status()
 
 
 def test_nullpool_status(dbapi: FakeDBAPI, dialect: FakeDialect) -> None:

@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
+from poolhouse import AssertionPool
+from poolhouse import ConnectionFairy
+from poolhouse import NullPool
+from poolhouse import Pool
+from poolhouse import QueuePool
+from poolhouse import SingletonThreadPool
+from poolhouse import StaticPool
 from poolhouse import event
 from poolhouse import events
 from poolhouse import exc
-from poolhouse.base import ConnectionFairy
-from poolhouse.base import Pool
-from poolhouse.impl import AssertionPool
-from poolhouse.impl import NullPool
-from poolhouse.impl import QueuePool
-from poolhouse.impl import SingletonThreadPool
-from poolhouse.impl import StaticPool
 
 from .conftest import FakeClock
 from .fakedbapi import FakeConnection
@@ -177,18 +177,24 @@ def test_closed_connection_refuses_every_use(pool: Pool, dbapi: FakeDBAPI) -> No
     conn = pool.connect()
     conn.close()
     calls = list(dbapi.calls)
+    seen = record(pool, "invalidate", "soft_invalidate", "checkin")
+    assert conn.dbapi_connection is None
+    assert conn.driver_connection is None
     uses: list[Callable[[], object]] = [
         conn.cursor,
-        lambda: conn.dbapi_connection,
         lambda: conn.info,
-        conn.invalidate,
         conn.detach,
         lambda: conn.rollback(),
     ]
     for use in uses:
         with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
             use()
+    with pytest.warns(
+        exc.PoolWarning, match="can't invalidate an already-closed connection"
+    ):
+        conn.invalidate()
     assert dbapi.calls == calls
+    assert seen == []
 
 
 def test_second_close_does_nothing(pool: Pool, dbapi: FakeDBAPI) -> None:

@@ -1,132 +1,335 @@
-"""Generate the thread versions of poolhouse's asyncio modules.
+"""Generate poolhouse's thread code from its asyncio source, token by token.
 
-The lifecycle and the pool classes are written once, for asyncio, in
-``lib/poolhouse/aio/``; this script writes their thread twins by dropping
-``async``/``await`` and applying the renames below.  ``--check`` rewrites
-nothing and fails if an output is stale or a rename rule matched nothing.
+Each ``*.py`` in :data:`SRC` (``_async/``) but :data:`SKIP` (each side writes
+its own ``_acompat.py``) becomes a thread module of the same name in
+:data:`DST` (``_sync/``), under a "do not edit" header, with its imports sorted
+and formatted by ruff.  The rules apply to :mod:`tokenize` tokens, not text:
 
-Run: ``python3 tools/unasync.py`` (write) or ``python3 tools/unasync.py --check``.
+- ``async`` before ``def``/``with``/``for``, and ``await``, are dropped with
+  the blanks after them.
+- A NAME token in :data:`RENAMES` is replaced as a whole (``AsyncPoolX`` and
+  ``my_await`` stay).  A ``def`` is never renamed from or to a public name,
+  dunders (``__aenter__``) aside: a public method has one name on both sides.
+- A NAME in :data:`UNWRAP` followed by ``[`` goes, with any dotted prefix and
+  the brackets, keeping what is inside: ``_acompat.Checkout[Fairy[_C]]``
+  becomes ``Fairy[_C]``.
+- STRING tokens (an f-string is one string) and COMMENT tokens get only the
+  :data:`TEXT_RULES` and the class-name (CapWords) :data:`RENAMES`, as words.
+
+Each token is written back with the source text that preceded it, so the
+layout (indentation, comments, blank lines) stays as written.
+
+``--check`` writes nothing: it prints a unified diff and exits 1 if an output
+is stale or missing, or if :data:`DST` holds a generated file whose source is
+gone (a module without the header, like ``singleton.py``, is fine); it also
+fails on a rule that matched nothing.  Run: ``python tools/unasync.py [--check]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import io
 import re
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "lib" / "poolhouse"
+SRC = ROOT / "lib" / "poolhouse" / "_async"  # the hand-written asyncio source
+DST = ROOT / "lib" / "poolhouse" / "_sync"  # the generated thread modules
+#: Source modules that are not converted: each side writes its own.
+SKIP = frozenset({"__init__.py", "_acompat.py"})
+HEADER = "# generated from _async/{name} by tools/unasync.py: do not edit\n"
 
-#: (async source, generated thread module) pairs.
-FILES = [
-    (PACKAGE / "aio" / "_lifecycle.py", PACKAGE / "_lifecycle.py"),
-    (PACKAGE / "aio" / "_impl.py", PACKAGE / "_impl.py"),
-]
 
-#: Whole-word renames, applied after the keyword rules.
+class TextRule(NamedTuple):
+    """A regex substitution for STRING and COMMENT tokens."""
+
+    pattern: str
+    repl: str
+    in_literals: bool = False  # only inside ``double-backtick`` literals
+
+
+# -- the rules ---------------------------------------------------------------
+# Keep them minimal and edit freely: a rule that matches nothing in the
+# sources makes ``--check`` fail ("unused rule"), so this list must match
+# what the modules in _async/ actually use.
+
+#: Whole NAME-token renames.  CapWords ones (class names) also apply, as whole
+#: words, in strings and comments.
 RENAMES = {
-    "_AsyncPoolLifecycle": "_PoolLifecycle",
-    "_AsyncRecordLifecycle": "_RecordLifecycle",
-    "_AsyncFairyLifecycle": "_FairyLifecycle",
-    "_acquire": "connect",
-    "__aenter__": "__enter__",
-    "__aexit__": "__exit__",
     "AsyncPool": "Pool",
     "AsyncQueuePool": "QueuePool",
     "AsyncNullPool": "NullPool",
     "AsyncStaticPool": "StaticPool",
     "AsyncAssertionPool": "AssertionPool",
-    "_AsyncWaiter": "_Waiter",
+    "AsyncConnectionRecord": "ConnectionRecord",
+    "AsyncConnectionFairy": "ConnectionFairy",
     "AsyncCreator": "Creator",
+    "AsyncDialectLike": "DialectLike",
+    "AsyncDialect": "Dialect",
+    "async_dialect_for": "dialect_for",
+    "__aenter__": "__enter__",
+    "__aexit__": "__exit__",
 }
 
-#: Keyword rules: (pattern, replacement).
-KEYWORDS = [
-    (re.compile(r"\bawait "), ""),
-    (re.compile(r"\basync (def|with|for)\b"), r"\1"),
-    # The source sits in poolhouse.aio; its twin in poolhouse itself.
-    (re.compile(r"^from \.\.", re.MULTILINE), "from ."),
-    (re.compile(r"^from \.\. import", re.MULTILINE), "from . import"),
-]
+#: ``Name[X]`` (or ``module.Name[X]``) becomes ``X``.
+UNWRAP = frozenset({"Checkout"})
+
+#: Prose rules for strings and comments, applied in order.
+TEXT_RULES = (
+    TextRule(r"\bawait ", "", in_literals=True),  # ``await conn.close()``
+    TextRule(r"\basync with\b", "with"),
+)
+
+_KEYWORD_TARGETS = frozenset({"def", "with", "for"})  # what ``async`` may precede
+_LITERAL = re.compile(r"``[^`]+``")
+_STR_START = {getattr(tokenize, n, -1) for n in ("FSTRING_START", "TSTRING_START")}
+_STR_END = {getattr(tokenize, n, -1) for n in ("FSTRING_END", "TSTRING_END")}
 
 
-def header(source: Path) -> str:
-    rel = source.relative_to(PACKAGE).as_posix()
-    return f"# generated from {rel} by tools/unasync.py: do not edit\n"
+class UnasyncError(Exception):
+    """A source that the rules cannot convert."""
 
 
-def convert(text: str, used: set[str]) -> str:
-    for pattern, replacement in KEYWORDS:
-        text = pattern.sub(replacement, text)
-    for old, new in RENAMES.items():
-        text, count = re.subn(rf"\b{re.escape(old)}\b", new, text)
-        if count:
-            used.add(old)
-    return text
-
-
-def _ruff(args: list[str], text: str, target: Path) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", *args, "--stdin-filename", str(target), "-"],
-        input=text,
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
+def rule_labels() -> set[str]:
+    """Name every rule, as :func:`convert` records it in *used*."""
+    return (
+        {f"RENAMES[{old!r}]" for old in RENAMES}
+        | {f"UNWRAP {name!r}" for name in UNWRAP}
+        | {f"TEXT_RULES {rule.pattern!r}" for rule in TEXT_RULES}
     )
-    if result.returncode not in (0, 1):  # 1: lint findings remain (reported by lint)
-        raise RuntimeError(f"ruff {' '.join(args)} failed: {result.stderr}")
-    return result.stdout
+
+
+def _tokens(source: str) -> list[tokenize.TokenInfo]:
+    """Tokenize *source*; an f-string is one STRING token, as on Python 3.11."""
+    out: list[tokenize.TokenInfo] = []
+    depth = 0
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type in _STR_START:
+                depth += 1
+                if depth == 1:
+                    first = tok
+            elif depth and tok.type in _STR_END:
+                depth -= 1
+                if not depth:
+                    out.append(tok._replace(type=tokenize.STRING, start=first.start))
+            elif not depth:
+                out.append(tok)
+    except (tokenize.TokenError, SyntaxError) as err:
+        raise UnasyncError(f"cannot tokenize: {err}") from err
+    return out
+
+
+def _apply(rule: TextRule, text: str) -> str:
+    sub = re.compile(rule.pattern).sub
+    if rule.in_literals:
+        return _LITERAL.sub(lambda m: sub(rule.repl, m[0]), text)
+    return sub(rule.repl, text)
+
+
+def _after_blanks(source: str, pos: int) -> int:
+    while source[pos : pos + 1] in (" ", "\t"):
+        pos += 1
+    return pos
+
+
+def _rewrite_text(text: str, used: set[str]) -> str:
+    """Apply the class-name renames and :data:`TEXT_RULES` to a string or comment."""
+    for rule in TEXT_RULES:
+        new = _apply(rule, text)
+        if new != text:
+            used.add(f"TEXT_RULES {rule.pattern!r}")
+            text = new
+    classes = sorted((old for old in RENAMES if old[:1].isupper()), key=len)[::-1]
+    if not classes:
+        return text
+
+    def rename(match: re.Match[str]) -> str:
+        used.add(f"RENAMES[{match[0]!r}]")
+        return RENAMES[match[0]]
+
+    return re.sub(rf"\b(?:{'|'.join(map(re.escape, classes))})\b", rename, text)
+
+
+def _unwrap_at(toks: list[tokenize.TokenInfo], i: int) -> int | None:
+    """The index of the ``[`` if ``toks[i]`` starts ``[a.]Name[`` with Name in
+    :data:`UNWRAP`, else ``None``."""
+    if i and toks[i - 1].string == ".":
+        return None
+    j = i
+    while toks[j].type == tokenize.NAME and toks[j + 1].string == ".":
+        j += 2
+    if toks[j].type == tokenize.NAME and toks[j].string in UNWRAP:
+        if toks[j + 1].string == "[":
+            return j + 1
+    return None
+
+
+def _closing(toks: list[tokenize.TokenInfo], i: int) -> int:
+    """The index of the bracket that closes the one at ``toks[i]``."""
+    depth = 0
+    for j in range(i, len(toks)):
+        op = toks[j].string if toks[j].type == tokenize.OP else ""
+        depth += (op in ("(", "[", "{")) - (op in (")", "]", "}"))
+        if not depth:
+            return j
+    raise UnasyncError(f"line {toks[i].start[0]}: unclosed {toks[i].string!r}")
+
+
+def convert(source: str, used: set[str]) -> str:
+    """Return the thread version of the asyncio module *source* (unformatted).
+
+    :param used: receives the label (see :func:`rule_labels`) of each rule
+        that matched.
+    :raises UnasyncError: *source* does not tokenize, or a rename would change
+        the name of a public method.
+    """
+    toks = _tokens(source)
+    starts = [0]
+    for line in io.StringIO(source).readlines():
+        starts.append(starts[-1] + len(line))
+
+    def offset(pos: tuple[int, int]) -> int:
+        return starts[pos[0] - 1] + pos[1]
+
+    out: list[str] = []
+    pos = 0  # the source is copied up to here
+    closers: dict[int, str] = {}  # index of an unwrapped "]" -> what replaces it
+    i = 0
+    while i < len(toks):
+        tok = toks[i]
+        start, end = offset(tok.start), offset(tok.end)
+        gap, text = source[pos:start], source[start:end]
+        pos = end
+        bracket = _unwrap_at(toks, i)
+        if tok.type == tokenize.NAME and (
+            text == "await"
+            or (text == "async" and toks[i + 1].string in _KEYWORD_TARGETS)
+        ):
+            out.append(gap)
+            pos = _after_blanks(source, end)
+        elif bracket is not None:
+            used.add(f"UNWRAP {toks[bracket - 1].string!r}")
+            close = _closing(toks, bracket)
+            pos = offset(toks[bracket].end)
+            if toks[close].start[0] == toks[bracket].start[0]:
+                out.append(gap)
+                pos = _after_blanks(source, pos)
+                closers[close] = ""
+            else:  # the line breaks inside the brackets: keep them, as parentheses
+                out.append(gap + "(")
+                closers[close] = ")"
+            i = bracket
+        elif i in closers:
+            out.append((gap + closers[i]) if closers[i] else gap.rstrip(" \t"))
+        elif tok.type == tokenize.NAME and text in RENAMES:
+            new = RENAMES[text]
+            public = not (text.startswith("_") and new.startswith("_"))
+            dunders = all(n[:2] == n[-2:] == "__" for n in (text, new))
+            if toks[i - 1].string == "def" and public and not dunders:
+                raise UnasyncError(
+                    f"line {tok.start[0]}: RENAMES would turn method {text!r} into "
+                    f"{new!r}; a public method keeps its name on both sides"
+                )
+            used.add(f"RENAMES[{text!r}]")
+            out.append(gap + new)
+        elif tok.type in (tokenize.STRING, tokenize.COMMENT):
+            out.append(gap + _rewrite_text(text, used))
+        else:
+            out.append(gap + text)
+        i += 1
+    out.append(source[pos:])
+    return "".join(out)
 
 
 def formatted(text: str, target: Path) -> str:
     """Sort imports and format *text* as ruff would for *target*: renames move
     names in the import order, and lint must accept the output as it is."""
-    text = _ruff(["check", "--select", "I", "--fix", "--quiet"], text, target)
-    return _ruff(["format", "--quiet"], text, target)
+    for args in (["check", "--select", "I", "--fix"], ["format"]):
+        command = [sys.executable, "-m", "ruff", *args, "--quiet"]
+        command += ["--stdin-filename", str(target), "-"]
+        result = subprocess.run(
+            command, input=text, capture_output=True, text=True, cwd=ROOT
+        )
+        # 1 means lint findings (lint reports them), but also "no module
+        # named ruff": an empty answer to a non-empty file is a failure.
+        if result.returncode not in (0, 1) or (text.strip() and not result.stdout):
+            raise RuntimeError(f"ruff {args[0]} failed on {target}: {result.stderr}")
+        text = result.stdout
+    return text
+
+
+def _show(path: Path) -> str:
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
+def generate(src: Path, dst: Path, used: set[str]) -> dict[Path, str | None]:
+    """Map each output file in *dst* to its new text (``None``: delete it, its
+    source is gone); a module in *dst* without the header is not an output."""
+    plan: dict[Path, str | None] = {}
+    for source in sorted(src.glob("*.py")):
+        if source.name not in SKIP:
+            try:
+                body = convert(source.read_text(encoding="utf-8"), used)
+            except UnasyncError as err:
+                raise UnasyncError(f"{_show(source)}: {err}") from None
+            target = dst / source.name
+            plan[target] = formatted(HEADER.format(name=source.name) + body, target)
+    prefix = HEADER.partition("{name}")[0]
+    for path in sorted(dst.glob("*.py")):
+        if path not in plan and path.read_text(encoding="utf-8").startswith(prefix):
+            plan[path] = None
+    return plan
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Generate _sync/ from _async/.")
     parser.add_argument("--check", action="store_true", help="fail if stale")
+    parser.add_argument("--src", type=Path, default=SRC, help="the asyncio source")
+    parser.add_argument("--dst", type=Path, default=DST, help="the generated folder")
     args = parser.parse_args(argv)
+    check, src, dst = bool(args.check), Path(args.src), Path(args.dst)
+    if not src.is_dir():
+        print(f"unasync: no source folder {_show(src)} (see --src)", file=sys.stderr)
+        return 1
     used: set[str] = set()
-    stale = []
-    for source, target in FILES:
-        generated = formatted(
-            header(source) + convert(source.read_text(), used), target
-        )
-        current = target.read_text() if target.exists() else ""
-        if generated == current:
+    try:
+        plan = generate(src, dst, used)
+    except UnasyncError as err:
+        print(f"unasync: {err}", file=sys.stderr)
+        return 1
+    problems = []
+    for target, new in plan.items():
+        old = target.read_text(encoding="utf-8") if target.exists() else None
+        if new == old:
             continue
-        if args.check:
-            stale.append(target)
-            sys.stdout.writelines(
-                difflib.unified_diff(
-                    current.splitlines(keepends=True),
-                    generated.splitlines(keepends=True),
-                    str(target),
-                    f"{target} (regenerated)",
-                )
-            )
+        name = _show(target)
+        if check:
+            what = "missing" if old is None else "stale" if new else "source is gone"
+            problems.append(f"{what}: {name}")
+            lines = (old or "").splitlines(True), (new or "").splitlines(True)
+            diff = difflib.unified_diff(*lines, name, f"{name} (generated)")
+            sys.stdout.writelines(diff)
+        elif new is None:
+            target.unlink()
+            print(f"removed {name}: its source is gone")
         else:
-            target.write_text(generated)
-            print(f"wrote {target.relative_to(ROOT)}")
-    unused = sorted(set(RENAMES) - used)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(new, encoding="utf-8")
+            print(f"wrote {name}")
+    if problems:
+        problems.append("run python tools/unasync.py to regenerate")
+    unused = sorted(rule_labels() - used)
     if unused:
-        print(f"unused rename rules: {', '.join(unused)}", file=sys.stderr)
-        return 1
-    if stale:
-        print(
-            f"stale: {', '.join(str(t.relative_to(ROOT)) for t in stale)}; "
-            "run python3 tools/unasync.py",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+        problems.append(f"unused rules in tools/unasync.py: {', '.join(unused)}")
+    for problem in problems:
+        print(f"unasync: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -5,18 +5,18 @@ from __future__ import annotations
 from . import event
 from . import events
 from . import exc
-from .base import ConnectionFairy
-from .base import ConnectionRecord
-from .base import Pool
-from .base import PoolResetState
+from ._decisions import PoolResetState
+from ._sync.fairy import ConnectionFairy
+from ._sync.pool import AssertionPool
+from ._sync.pool import NullPool
+from ._sync.pool import Pool
+from ._sync.pool import QueuePool
+from ._sync.pool import StaticPool
+from ._sync.record import ConnectionRecord
+from ._sync.singleton import SingletonThreadPool
 from .config import create_pool
 from .config import pool_from_config
 from .dialects import Dialect
-from .impl import AssertionPool
-from .impl import NullPool
-from .impl import QueuePool
-from .impl import SingletonThreadPool
-from .impl import StaticPool
 
 __version__ = "0.1.0"
 

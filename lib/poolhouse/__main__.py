@@ -19,8 +19,8 @@ from typing import Any
 from typing import TextIO
 
 from . import event
-from .base import ConnectionRecord
-from .impl import QueuePool
+from ._sync.pool import QueuePool
+from ._sync.record import ConnectionRecord
 
 _AUDITED = (
     "first_connect",

@@ -45,7 +45,8 @@ class SlotQueue(Generic[_T, _W]):
 
     Not thread-safe: every call must be made under the owner's lock.
 
-    :param pool_size: how many items to keep idle; ``0`` keeps any number.
+    :param pool_size: how many items to keep idle; ``0`` means no limit at
+        all (any number open, any number idle; *max_overflow* is ignored).
     :param max_overflow: how many items may be open beyond *pool_size*;
         ``-1`` means no limit.
     :param use_lifo: reuse the most recently returned idle item first.
@@ -77,7 +78,11 @@ class SlotQueue(Generic[_T, _W]):
 
     def has_room(self) -> bool:
         """Tell whether one more item may be opened."""
-        return self.max_overflow < 0 or self.opened < self.pool_size + self.max_overflow
+        return (
+            self.pool_size == 0
+            or self.max_overflow < 0
+            or self.opened < self.pool_size + self.max_overflow
+        )
 
     def checked_out(self) -> int:
         """Slots held by users (or reserved for one): not idle, not closing."""
@@ -117,13 +122,16 @@ class SlotQueue(Generic[_T, _W]):
     def give_back(self, item: _T) -> _W | Marker | None:
         """Return a checked-in item.
 
-        :return: the waiter that now owns *item*; :data:`CLOSE` if it exceeds
-            *pool_size* and must be closed, after which the caller calls
-            ``free_slot(closed=True)``; or ``None`` once it is idle.
+        :return: the waiter that now owns *item*; :data:`CLOSE` if
+            *pool_size* items are idle already, so it must be closed, after
+            which the caller calls ``free_slot(closed=True)``; or ``None`` once
+            it is idle.  An item is kept while fewer than *pool_size* are idle,
+            however many are open: closing it while others are checked out
+            would only make the next checkout open a new one.
         """
         if self.waiters:
             return self.waiters.popleft()
-        if 0 < self.pool_size < self.opened - self.closing:
+        if 0 < self.pool_size <= len(self.idle):
             self.closing += 1
             return CLOSE
         self.idle.append(item)

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
 from typing import Protocol
-
-if TYPE_CHECKING:
-    from .base import ConnectionRecord
 
 
 class DBAPICursor(Protocol):
@@ -37,7 +33,7 @@ class DBAPIConnection(Protocol):
 #: A creator that takes no argument.
 PlainCreator = Callable[[], DBAPIConnection]
 #: A creator that is given the :class:`.ConnectionRecord` it fills.
-RecordCreator = Callable[["ConnectionRecord"], DBAPIConnection]
+RecordCreator = Callable[[Any], DBAPIConnection]
 #: What ``creator=`` accepts.
 Creator = PlainCreator | RecordCreator
 
@@ -54,19 +50,31 @@ Echo = bool | Literal["debug"] | None
 
 
 class DialectLike(Protocol):
-    """What ``dialect=`` accepts: any object with these methods.
+    """What a thread pool's ``dialect=`` accepts: any object with these methods.
 
+    ``do_ping(dbapi_connection) -> bool`` is needed too with ``pre_ping=True``;
+    ``is_disconnect(exception, dbapi_connection)`` (or SQLAlchemy's
+    ``is_disconnect(exception, connection, cursor)``) is optional: without
+    it no error counts as a disconnect.
     :class:`poolhouse.dialects.Dialect` is the default implementation.
     """
 
-    def do_rollback(self, dbapi_connection: DBAPIConnection) -> None: ...
+    def do_rollback(self, dbapi_connection: Any) -> Any: ...
 
-    def do_commit(self, dbapi_connection: DBAPIConnection) -> None: ...
+    def do_commit(self, dbapi_connection: Any) -> Any: ...
 
-    def do_close(self, dbapi_connection: DBAPIConnection) -> None: ...
+    def do_close(self, dbapi_connection: Any) -> Any: ...
 
-    def do_ping(self, dbapi_connection: DBAPIConnection) -> bool: ...
 
-    def is_disconnect(
-        self, exception: BaseException, dbapi_connection: DBAPIConnection | None
-    ) -> bool: ...
+class AsyncDialectLike(Protocol):
+    """What an asyncio pool's ``dialect=`` accepts: as :class:`DialectLike`,
+    with coroutine methods (``is_disconnect`` stays a plain method).
+
+    :class:`poolhouse.dialects.AsyncDialect` is the default implementation.
+    """
+
+    async def do_rollback(self, dbapi_connection: Any) -> Any: ...
+
+    async def do_commit(self, dbapi_connection: Any) -> Any: ...
+
+    async def do_close(self, dbapi_connection: Any) -> Any: ...

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 
+from ._sync.pool import AssertionPool
+from ._sync.pool import NullPool
+from ._sync.pool import Pool
+from ._sync.pool import QueuePool
+from ._sync.pool import StaticPool
+from ._sync.singleton import SingletonThreadPool
 from ._typing import Creator
-from .base import Pool
-from .impl import AssertionPool
-from .impl import NullPool
-from .impl import QueuePool
-from .impl import SingletonThreadPool
-from .impl import StaticPool
 
 _CLASSES: dict[str, type[Pool]] = {
     cls.__name__: cls

@@ -80,3 +80,8 @@ class InvalidRequestError(PoolError):
 
 class PoolClosedError(InvalidRequestError):
     """The pool was closed and can no longer hand out connections."""
+
+
+class PoolWarning(UserWarning):
+    """A pool or connection was misused in a way that does no harm yet, such as
+    invalidating a connection that was already returned."""

@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any
+from typing import Literal
 
 import pytest
 
@@ -108,7 +109,7 @@ async def test_reset_on_return_ends_the_transaction_and_releases_locks(
     tag: str,
     async_table: str,
     apools: list[AsyncPool],
-    reset_on_return: str,
+    reset_on_return: Literal["rollback", "commit"],
 ) -> None:
     backend, table = async_backend, async_table
     committed = 0

@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-from ._impl import AsyncAssertionPool
-from ._impl import AsyncNullPool
-from ._impl import AsyncQueuePool
-from ._impl import AsyncStaticPool
-from .base import AsyncConnectionFairy
-from .base import AsyncConnectionRecord
-from .base import AsyncPool
+from .._async.fairy import AsyncConnectionFairy
+from .._async.pool import AsyncAssertionPool
+from .._async.pool import AsyncNullPool
+from .._async.pool import AsyncPool
+from .._async.pool import AsyncQueuePool
+from .._async.pool import AsyncStaticPool
+from .._async.record import AsyncConnectionRecord
 
 __all__ = [
     "AsyncAssertionPool",

@@ -1,0 +1,275 @@
+"""Decisions shared by the thread and asyncio pools.
+
+Nothing here blocks, awaits, takes a lock or calls a driver: these are plain
+functions and constants that check a pool's arguments and decide what must
+happen (is a connection stale, how is it reset, may a checkout be retried,
+what does the status line say).  The lifecycle that acts on them is written
+once, in :mod:`poolhouse._async`, and generated into :mod:`poolhouse._sync`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from . import exc
+from ._typing import ResetStyle
+
+_RESET_STYLES: dict[object, ResetStyle] = {
+    "rollback": "rollback",
+    True: "rollback",
+    "commit": "commit",
+    None: "none",
+    False: "none",
+}
+
+#: How many connections one checkout may try when ``checkout`` listeners keep
+#: raising :class:`~poolhouse.exc.DisconnectionError`.
+CHECKOUT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class PoolResetState:
+    """What the ``reset`` event is told about the reset about to happen.
+
+    :param transaction_was_reset: the transaction was already ended by the
+        caller, so the pool's own rollback is a formality.
+    :param terminate_only: the connection will be closed, not reused (a
+        detached connection being closed).
+    :param asyncio_safe: awaiting I/O in the listener is allowed.
+    """
+
+    transaction_was_reset: bool
+    terminate_only: bool
+    asyncio_safe: bool
+
+
+#: The reset of a connection going back to its pool.
+CHECKIN_RESET = PoolResetState(
+    transaction_was_reset=False, terminate_only=False, asyncio_safe=True
+)
+#: The reset of a detached connection about to be closed.
+DETACHED_RESET = PoolResetState(
+    transaction_was_reset=False, terminate_only=True, asyncio_safe=True
+)
+
+
+# -- arguments --------------------------------------------------------------
+
+
+def creator_wants_record(creator: Callable[..., Any]) -> bool:
+    """Tell whether *creator* takes the connection record as its argument.
+
+    A creator with exactly one required positional parameter gets the record;
+    one with none (or only defaulted ones) is called without arguments.
+
+    :raises TypeError: *creator* requires more than one argument.
+    """
+    try:
+        params = inspect.signature(creator).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    required = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and p.default is p.empty
+    ]
+    if len(required) > 1:
+        raise TypeError(
+            f"creator {creator!r} requires {len(required)} positional arguments; "
+            "a creator takes none, or one (the ConnectionRecord): wrap it, e.g. "
+            "creator=lambda: driver.connect(dsn)"
+        )
+    return len(required) == 1
+
+
+def check_int(name: str, value: object, minimum: int, rule: str) -> int:
+    """Return *value* if it is an int >= *minimum*; *rule* says what to use."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}={value!r} is invalid: {rule}")
+    return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return *value* if it is ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def check_seconds(name: str, value: object, rule: str) -> float:
+    """Return *value* as float seconds if it is a number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if not value >= 0:
+        raise ValueError(f"{name}={value!r} is invalid: {rule}")
+    return float(value)
+
+
+def check_recycle(recycle: object) -> float:
+    """Return *recycle* if it is -1 (never) or seconds >= 0."""
+    rule = "use -1 (never) or a number of seconds >= 0"
+    if isinstance(recycle, bool) or not isinstance(recycle, int | float):
+        raise TypeError(f"recycle must be a number, got {recycle!r}")
+    if not (recycle == -1 or recycle >= 0):
+        raise ValueError(f"recycle={recycle!r} is invalid: {rule}")
+    return recycle
+
+
+def reset_style(reset_on_return: object) -> ResetStyle:
+    """Normalise *reset_on_return* to ``"rollback"``, ``"commit"`` or ``"none"``."""
+    try:
+        if not isinstance(reset_on_return, bool | str | None):
+            raise TypeError  # 0 and 1 would otherwise pass as False/True
+        return _RESET_STYLES[reset_on_return]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"reset_on_return={reset_on_return!r} is invalid: use 'rollback' "
+            "(or True), 'commit', or None (or False)"
+        ) from None
+
+
+#: The methods a *dialect* must have, whatever the pool's options.
+REQUIRED_DIALECT_METHODS = ("do_rollback", "do_commit", "do_close")
+
+
+def check_dialect(dialect: object, pre_ping: bool) -> None:
+    """Raise if *dialect* lacks a method the pool will call.
+
+    ``do_ping`` is needed only with *pre_ping*; ``is_disconnect`` is optional
+    (without it, no error counts as a disconnect).
+    """
+    needed = REQUIRED_DIALECT_METHODS + (("do_ping",) if pre_ping else ())
+    missing = [m for m in needed if not callable(getattr(dialect, m, None))]
+    if missing:
+        raise TypeError(
+            f"dialect {dialect!r} lacks {', '.join(missing)}; pass a "
+            "poolhouse.dialects.Dialect or an object with do_rollback, do_commit "
+            "and do_close (and do_ping for pre_ping=True)"
+        )
+
+
+def disconnect_test(dialect: object) -> Callable[[BaseException, Any], bool]:
+    """Return ``f(error, dbapi_connection)`` telling whether *error* is a
+    disconnect, from *dialect*'s ``is_disconnect``.
+
+    A dialect without one never reports a disconnect.  SQLAlchemy's
+    three-argument form ``is_disconnect(e, connection, cursor)`` is accepted
+    and called with ``cursor=None``.
+    """
+    method = getattr(dialect, "is_disconnect", None)
+    if not callable(method):
+        return _never_a_disconnect
+    try:
+        params = list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):
+        return method  # type: ignore[no-any-return]  # a builtin: trust the docs
+    positional = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and p.default is p.empty
+    ]
+    if len(positional) == 3:
+
+        def with_cursor(error: BaseException, dbapi_connection: Any) -> bool:
+            return bool(method(error, dbapi_connection, None))
+
+        return with_cursor
+    return method  # type: ignore[no-any-return]  # the dialect's own method
+
+
+def _never_a_disconnect(error: BaseException, dbapi_connection: Any) -> bool:
+    return False
+
+
+def unknown_keywords(
+    cls: type, given: Iterable[str], valid: Iterable[str]
+) -> TypeError | None:
+    """Return the error for keyword arguments *cls* does not take, if any.
+
+    The message names the class and, for a near miss, the option meant.
+    """
+    valid = sorted(valid)
+    wrong = [name for name in given if name not in valid]
+    if not wrong:
+        return None
+    hints = []
+    for name in wrong:
+        close = difflib.get_close_matches(name, valid, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        hints.append(f"{name!r}{hint}")
+    return TypeError(
+        f"{cls.__name__} got unexpected keyword argument{'s' if len(wrong) > 1 else ''}"
+        f" {', '.join(hints)}; {cls.__name__} takes {', '.join(valid)}"
+    )
+
+
+# -- connections ------------------------------------------------------------
+
+
+def stale_reason(
+    *,
+    soft_invalidated: bool,
+    generation: int,
+    pool_generation: int,
+    age: float,
+    recycle: float,
+) -> str | None:
+    """Say why a connection must be replaced before use, if it must."""
+    if soft_invalidated:
+        return "soft-invalidated"
+    if generation != pool_generation:
+        return "expired"
+    if recycle >= 0 and age > recycle:
+        return "older than recycle"
+    return None
+
+
+def retry_error(pool: object, err: exc.DisconnectionError) -> exc.InvalidRequestError:
+    """The error for a checkout whose every attempt listeners rejected."""
+    return exc.InvalidRequestError(
+        f"{pool!r}: checkout listeners rejected {CHECKOUT_ATTEMPTS} connections "
+        f"in a row (last: {err}); check that the database is reachable and "
+        "what the checkout listener tests",
+        pool=pool,
+    )
+
+
+def creator_returned_none(creator: object) -> TypeError:
+    """The error for a creator that returned ``None``."""
+    return TypeError(
+        f"creator {creator!r} returned None instead of a connection; make it "
+        "return the driver's connection, e.g. creator=lambda: "
+        "sqlite3.connect(path)"
+    )
+
+
+# -- status -----------------------------------------------------------------
+
+
+def queue_status(
+    pool: object,
+    *,
+    pool_size: int,
+    max_overflow: int,
+    idle: int,
+    checked_out: int,
+    opened: int,
+    waiting: int,
+) -> str:
+    """The status line of a bounded pool."""
+    limit = "no limit" if pool_size == 0 else f"{max_overflow}"
+    overflow = 0 if pool_size == 0 else opened - pool_size
+    return (
+        f"{pool!r}: pool_size={pool_size}, checked in={idle}, "
+        f"checked out={checked_out}, overflow={overflow}/{limit}, "
+        f"waiting={waiting}"
+    )

@@ -1,0 +1,93 @@
+"""The primitives the thread lifecycle uses where the asyncio one differs.
+
+:mod:`poolhouse._async._acompat` has the same names for asyncio.  Everything
+else in this package but :mod:`.singleton` is generated from
+:mod:`poolhouse._async` by ``tools/unasync.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+from typing import TypeVar
+
+#: Whether this side is the asyncio one.
+IS_ASYNCIO = False
+
+#: The pool lock: guards bookkeeping only, never held around I/O or an
+#: await, so a thread lock serves both sides (finalizers take it too).
+BookkeepingLock = threading.Lock
+
+#: A lock that may be held around I/O (opening a shared connection, the
+#: first connect).
+IOLock = threading.Lock
+
+_T = TypeVar("_T")
+
+
+def call_creator(creator: Callable[..., Any], *args: Any) -> Any:
+    """Call *creator*."""
+    return creator(*args)
+
+
+def emit(
+    listeners: tuple[Callable[[dict[str, Any]], Any], ...], kwargs: dict[str, Any]
+) -> None:
+    """Call each listener in order with the event's *kwargs*."""
+    for listener in listeners:
+        listener(kwargs)
+
+
+def checkout(pool: Any, start: Callable[[], _T]) -> _T:
+    """Check out at once: a thread pool's ``connect()`` returns the connection."""
+    return start()
+
+
+def reclaim(pool: Any, rec: Any) -> None:
+    """Return the record of a fairy that was dropped without ``close()``.
+
+    The collector may run inside this pool's own critical section, where
+    taking the lock again would deadlock; then the record waits in
+    ``pool._reclaimed`` for the next checkout or checkin.
+    """
+    pool.logger.warning(
+        "%r: a connection was garbage-collected without close(); returning "
+        "it to the pool. Close connections or use a with-block.",
+        pool,
+    )
+    if pool._lock.acquire(blocking=False):
+        pool._lock.release()
+        pool._checkin(rec)
+    else:
+        pool._reclaimed.append(rec)
+
+
+def new_waiter(pool: Any) -> Waiter:
+    """A waiter for a thread about to queue in *pool*."""
+    return Waiter()
+
+
+class Waiter:
+    """A thread parked in ``QueuePool._do_get``, woken by a hand-off."""
+
+    __slots__ = ("_wake", "granted")
+
+    def __init__(self) -> None:
+        # A plain lock used as a one-shot event: cheaper than threading.Event.
+        self._wake = threading.Lock()
+        self._wake.acquire()
+        #: What the waiter was handed: a record, or a slot marker.
+        self.granted: Any = None
+
+    def grant(self, what: Any) -> None:
+        """Hand *what* to the waiter (called under the pool lock)."""
+        self.granted = what
+        self._wake.release()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until granted or *timeout* seconds pass (``None``: no limit);
+        tell which."""
+        if timeout is None or timeout >= threading.TIMEOUT_MAX:
+            return self._wake.acquire()
+        return self._wake.acquire(timeout=timeout)

@@ -1,0 +1,1032 @@
+# generated from _async/pool.py by tools/unasync.py: do not edit
+"""The pools: :class:`Pool` and the classes that decide where
+connections come from and where they go back.
+
+The checkout path is :meth:`Pool.connect` → the class's ``_do_get`` (a
+record) → ``_usable_connection`` (reconnect if stale, ping if suspect) →
+``checkout`` event → a fairy.  The checkin path is the fairy's ``close()`` →
+``_checkin`` (``reset`` event, rollback or commit, ``checkin`` event) → the
+class's ``_do_return_conn``.  Each pool class overrides only ``_do_get``,
+``_do_return_conn``, ``_idle_records``, ``dispose``, ``recreate`` and
+``status`` (plus its own counters).
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import logging
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Any
+from typing import ClassVar
+
+from .. import event
+from .. import events
+from .. import exc
+from .._decisions import CHECKIN_RESET
+from .._decisions import CHECKOUT_ATTEMPTS
+from .._decisions import DETACHED_RESET
+from .._decisions import PoolResetState
+from .._decisions import check_bool
+from .._decisions import check_dialect
+from .._decisions import check_int
+from .._decisions import check_recycle
+from .._decisions import check_seconds
+from .._decisions import creator_wants_record
+from .._decisions import disconnect_test
+from .._decisions import queue_status
+from .._decisions import reset_style
+from .._decisions import retry_error
+from .._decisions import stale_reason
+from .._decisions import unknown_keywords
+from .._queue import CREATE
+from .._queue import SlotQueue
+from .._typing import Creator
+from .._typing import DialectLike
+from .._typing import Echo
+from .._typing import ResetOnReturn
+from ..dialects import dialect_for
+from ..dialects.base import Dialect
+from ..log import pool_logger
+from . import _acompat
+from .fairy import ConnectionFairy
+from .record import ConnectionRecord
+
+#: Per class: the keyword arguments its constructor takes.
+_KEYWORDS: dict[type, frozenset[str]] = {}
+
+
+class Pool(abc.ABC):
+    """Abstract base of the pools: checkout, reset, checkin and invalidation.
+
+    :param creator: a callable returning a new driver connection; it takes no
+        argument, or one: the :class:`.ConnectionRecord` being filled.  An
+        asyncio pool's creator may be an ``async def`` function.
+    :param recycle: replace a connection at checkout once it is this many
+        seconds old; ``-1`` (default) never.
+    :param echo: ``True`` logs this pool's activity at INFO, ``"debug"`` at
+        DEBUG, to stdout; ``None`` (default) leaves logging configuration alone.
+    :param logging_name: appended to the logger name,
+        ``poolhouse.pool.<Class>.<logging_name>``.
+    :param reset_on_return: ``"rollback"``/``True`` (default), ``"commit"``, or
+        ``None``/``False`` for no reset when a connection comes back.
+    :param events: ``(fn, event_name)`` pairs registered with
+        :func:`poolhouse.event.listen` at construction.
+    :param dialect: the dialect (any object with ``do_rollback``,
+        ``do_commit`` and ``do_close``; ``do_ping`` for *pre_ping*;
+        ``is_disconnect`` optional) used to reset, close, ping and recognise
+        disconnects; ``None`` picks one from the first connection's driver.
+    :param pre_ping: ping each connection at checkout and replace it
+        transparently if it is dead.
+    :raises TypeError: an argument has the wrong type, or is not one this
+        pool class takes.
+    :raises ValueError: an argument is out of range.
+    """
+
+    _is_event_target: ClassVar[bool] = True
+    _is_asyncio: ClassVar[bool] = _acompat.IS_ASYNCIO
+    #: Whether one record is checked out by several users at once, so its
+    #: user count needs the lock.
+    _shares_records: ClassVar[bool] = False
+    _record_class: ClassVar[type[ConnectionRecord]] = ConnectionRecord
+    _fairy_class: ClassVar[type[ConnectionFairy]] = ConnectionFairy
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Pool:
+        valid = _KEYWORDS.get(cls)
+        if valid is None:
+            params = inspect.signature(cls.__init__).parameters.values()
+            valid = _KEYWORDS[cls] = frozenset(
+                p.name
+                for p in params
+                if p.name != "self"
+                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            )
+        error = unknown_keywords(cls, kwargs, valid)
+        if error is not None:
+            raise error
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        creator: Creator,
+        *,
+        recycle: float = -1,
+        echo: Echo = None,
+        logging_name: str | None = None,
+        reset_on_return: ResetOnReturn = True,
+        events: Iterable[tuple[Callable[..., Any], str]] | None = None,
+        dialect: DialectLike | None = None,
+        pre_ping: bool = False,
+    ) -> None:
+        if not callable(creator):
+            raise TypeError(
+                f"creator must be a callable returning a connection, got "
+                f"{creator!r}; pass e.g. creator=lambda: sqlite3.connect(path)"
+            )
+        self._creator = creator
+        self._creator_wants_record = creator_wants_record(creator)
+        self._recycle = check_recycle(recycle)
+        if not (echo is None or isinstance(echo, bool) or echo == "debug"):
+            raise ValueError(f"echo={echo!r} is invalid: use None, True or 'debug'")
+        self._echo: Echo = echo
+        if logging_name is not None and not isinstance(logging_name, str):
+            raise TypeError(f"logging_name must be a str, got {logging_name!r}")
+        self._logging_name = logging_name
+        self._reset_style = reset_style(reset_on_return)
+        self._reset_on_return = reset_on_return
+        self._pre_ping = check_bool("pre_ping", pre_ping)
+        if dialect is not None:
+            check_dialect(dialect, self._pre_ping)
+        self._explicit_dialect = dialect
+        self._set_dialect(dialect if dialect is not None else Dialect())
+
+        self.logger: logging.Logger = pool_logger(type(self), logging_name, echo)
+        # The logger's own level cache, which logging empties whenever its
+        # configuration changes: a known False skips a debug call on the hot
+        # path, anything else asks the logger, so logging configured after
+        # the pool was made still shows checkouts.
+        self._log_cache: dict[int, bool] = getattr(self.logger, "_cache", {})
+        #: Guards bookkeeping only: never held around I/O or listener calls.
+        self._lock = _acompat.BookkeepingLock()
+        #: Monotonic clock for ages and deadlines; tests replace it.
+        self._clock: Callable[[], float] = time.monotonic
+        #: Records opened before the current generation are replaced at checkout.
+        self._generation = 0
+        self._first_connect_done = False
+        self._first_connect_lock = _acompat.IOLock()
+        #: Serialises opening and replacing a shared record's connection; held
+        #: around I/O, so never the bookkeeping lock.
+        self._connect_lock = _acompat.IOLock() if self._shares_records else None
+        # Records whose fairy was garbage-collected while this pool's lock was
+        # busy; returned at the next connect() or checkin.
+        self._reclaimed: deque[ConnectionRecord] = deque()
+        #: Connections dropped by ``dispose(close=False)``: kept referenced so
+        #: that no finalizer closes them (their sockets belong to a parent
+        #: process).
+        self._abandoned: list[Any] = []
+        #: The event loop of an asyncio pool (bound at first checkout).
+        self._loop: Any = None
+        #: Waiter deadlines of an asyncio pool (made at the first wait).
+        self._deadlines: Any = None
+        # Strong references keep an asyncio pool's reclaim tasks alive.
+        self._background: set[Any] = set()
+        self._listeners = event._register_pool(self)
+        if events is not None:
+            self._listen_at_construction(events)
+
+    # -- public API -----------------------------------------------------------
+
+    def connect(self) -> ConnectionFairy:
+        """Check out a connection, creating one if the pool has room.
+
+        An asyncio pool's connection is ``pool.connect()`` or
+        ``with pool.connect() as conn:``.
+
+        :raises poolhouse.exc.TimeoutError: no connection was freed in time.
+        :raises poolhouse.exc.InvalidRequestError: ``checkout`` listeners
+            rejected every connection tried, or an asyncio pool was used from
+            a second event loop.
+        """
+        return _acompat.checkout(self, self._checkout)
+
+    def handle_error(self, connection: ConnectionFairy, error: BaseException) -> bool:
+        """Invalidate *connection* if *error* means its server link is lost.
+
+        The pool's idle connections become suspect: each is pinged at its
+        next checkout (even without *pre_ping*) and replaced only if the ping
+        fails.  Leaving a ``with pool.connect()`` block with an error does
+        this for you.
+
+        :param connection: the checked-out connection *error* was raised on.
+        :param error: the exception raised by the driver.
+        :return: ``True`` if it was a disconnect and *connection* is now
+            invalidated (and returned to the pool).
+        """
+        rec = connection._rec
+        if rec is None or rec.dbapi_connection is None:
+            return False
+        if not self._is_disconnect(error, rec.dbapi_connection):
+            return False
+        self._mark_suspects()
+        connection.invalidate(error)
+        return True
+
+    def expire_connections(self) -> None:
+        """Mark every connection open now to be replaced at its next checkout.
+
+        Connections checked out at the moment stay usable until returned.
+        """
+        self._generation += 1
+        self.logger.info("expired every connection opened so far")
+
+    @abc.abstractmethod
+    def dispose(self, close: bool = True) -> None:
+        """Close every idle connection; checked-out ones are replaced on return.
+
+        :param close: ``False`` drops the idle connections without closing
+            them, for a child process after ``fork()`` whose inherited
+            connections belong to its parent.
+        """
+
+    @abc.abstractmethod
+    def recreate(self) -> Pool:
+        """Return a new, empty pool of the same class and arguments.
+
+        Listeners registered on this pool are carried over.
+        """
+
+    @abc.abstractmethod
+    def status(self) -> str:
+        """Describe the pool's state in one line, for logs and debugging."""
+
+    @property
+    def dialect(self) -> Any:
+        """The dialect this pool resets, pings and closes connections with."""
+        return self._dialect
+
+    def __repr__(self) -> str:
+        name = f" {self._logging_name!r}" if self._logging_name else ""
+        return f"<{type(self).__name__}{name} at {id(self):#x}>"
+
+    # -- to implement -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def _do_get(self) -> ConnectionRecord:
+        """Return a record reserved for this checkout (connected or not)."""
+
+    @abc.abstractmethod
+    def _do_return_conn(self, rec: ConnectionRecord) -> None:
+        """Take back a record whose last user returned it."""
+
+    @abc.abstractmethod
+    def _idle_records(self) -> Iterable[ConnectionRecord]:
+        """The records not checked out now (called under the lock)."""
+
+    # -- construction -------------------------------------------------------------
+
+    def _set_dialect(self, dialect: Any) -> None:
+        self._dialect = dialect
+        ping = getattr(dialect, "do_ping", None)
+        self._ping: Any = ping if callable(ping) else None
+        self._is_disconnect = disconnect_test(dialect)
+
+    def _listen_at_construction(
+        self, pairs: Iterable[tuple[Callable[..., Any], str]]
+    ) -> None:
+        """Register ``events=``; bad entries are argument errors, named as such."""
+        if isinstance(pairs, str | bytes) or not isinstance(pairs, Iterable):
+            raise TypeError(
+                f"events= must be a list of (fn, event_name) pairs, got {pairs!r}"
+            )
+        checked = []
+        for pair in pairs:
+            if not (isinstance(pair, tuple | list) and len(pair) == 2):
+                raise TypeError(
+                    f"events= must hold (fn, event_name) pairs, got {pair!r}"
+                )
+            fn, identifier = pair
+            if identifier not in events.SIGNATURES:
+                raise ValueError(
+                    f"events=: no pool event named {identifier!r}; the events are "
+                    f"{', '.join(sorted(events.SIGNATURES))}"
+                )
+            if not callable(fn):
+                raise TypeError(
+                    f"events=: the listener for {identifier!r} must be callable, "
+                    f"got {fn!r}"
+                )
+            checked.append((fn, identifier))
+        for fn, identifier in checked:
+            event.listen(self, identifier, fn)
+
+    def _base_kwargs(self) -> dict[str, Any]:
+        """The common constructor arguments, for ``recreate()``."""
+        return {
+            "recycle": self._recycle,
+            "echo": self._echo,
+            "logging_name": self._logging_name,
+            "reset_on_return": self._reset_on_return,
+            "dialect": self._explicit_dialect,
+            "pre_ping": self._pre_ping,
+        }
+
+    def _recreated(self, new: Any) -> Any:
+        event._copy_listeners(self, new)
+        new._clock = self._clock
+        self.logger.info("recreated as %r", new)
+        return new
+
+    # -- connecting ---------------------------------------------------------------
+
+    def _create_connection(self) -> ConnectionRecord:
+        """Open a new record (I/O; never called under the pool lock)."""
+        rec = self._record_class(self)
+        rec._connect()
+        return rec
+
+    def _on_new_connection(self, rec: ConnectionRecord) -> None:
+        """Fire ``first_connect`` (once per pool) and ``connect`` for *rec*."""
+        conn = rec.dbapi_connection
+        if not self._first_connect_done:
+            # A dedicated lock, not the pool lock: racing first connections
+            # wait here until first_connect listeners have finished.
+            with self._first_connect_lock:
+                if not self._first_connect_done:
+                    if self._explicit_dialect is None:
+                        self._set_dialect(dialect_for(conn))
+                    listeners = self._listeners.first_connect
+                    if listeners:
+                        _acompat.emit(
+                            listeners,
+                            {"dbapi_connection": conn, "connection_record": rec},
+                        )
+                    self._first_connect_done = True
+        listeners = self._listeners.connect
+        if listeners:
+            _acompat.emit(
+                listeners, {"dbapi_connection": conn, "connection_record": rec}
+            )
+
+    # -- checkout -------------------------------------------------------------------
+
+    def _checkout(self) -> ConnectionFairy:
+        """Make a record usable and wrap it in a fairy; give it back on failure."""
+        if self._reclaimed:
+            self._return_reclaimed()
+        rec = self._do_get()
+        attempts = CHECKOUT_ATTEMPTS
+        while True:
+            try:
+                if self._connect_lock is not None:
+                    # A shared record: its users must not each replace it,
+                    # and dispose() must see this user once it is counted.
+                    with self._connect_lock:
+                        conn = self._usable_connection(rec)
+                        self._count_user(rec, 1)
+                else:
+                    conn = self._usable_connection(rec)
+                    rec._checkouts = 1
+            except BaseException:
+                self._give_back(rec)
+                raise
+            fairy = self._fairy_class(self, rec, conn)
+            if self._log_cache.get(logging.DEBUG) is not False:
+                self.logger.debug("checked out %r", conn)
+            listeners = self._listeners.checkout
+            if not listeners:
+                return fairy
+            try:
+                _acompat.emit(
+                    listeners,
+                    {
+                        "dbapi_connection": conn,
+                        "connection_record": rec,
+                        "connection_proxy": fairy,
+                    },
+                )
+            except exc.DisconnectionError as err:
+                attempts -= 1
+                self._reject_checkout(fairy, rec, err, attempts)
+                continue
+            except BaseException:
+                fairy.close()
+                raise
+            return fairy
+
+    def _usable_connection(self, rec: ConnectionRecord) -> Any:
+        """Reconnect *rec* if it is empty or stale; ping it if it is suspect,
+        or with *pre_ping*."""
+        conn = rec.dbapi_connection
+        if conn is not None and (not self._shares_records or not rec._checkouts):
+            reason = None
+            if (
+                rec._soft_invalidated
+                or rec._generation != self._generation
+                or self._recycle >= 0
+            ):
+                reason = stale_reason(
+                    soft_invalidated=rec._soft_invalidated,
+                    generation=rec._generation,
+                    pool_generation=self._generation,
+                    age=self._clock() - rec.starttime,
+                    recycle=self._recycle,
+                )
+            if reason is not None:
+                self.logger.info("replacing connection %r: %s", conn, reason)
+                rec._close_connection()
+                conn = None
+            elif rec._suspect or (self._pre_ping and not rec._fresh):
+                conn = self._pinged(rec, conn)
+        if conn is None:
+            rec._connect()
+            conn = rec.dbapi_connection
+        rec._fresh = False
+        return conn
+
+    def _pinged(self, rec: ConnectionRecord, conn: Any) -> Any:
+        """Ping *rec*'s connection; return it if alive, else ``None`` (closed)."""
+        was_suspect, rec._suspect = rec._suspect, False
+        ping = self._ping
+        if ping is None:
+            # A suspect connection that the dialect cannot ping: replace it.
+            self.logger.info("replacing suspect connection %r (no ping)", conn)
+            rec._close_connection()
+            return None
+        try:
+            alive = ping(conn)
+        except BaseException:
+            rec._suspect = was_suspect  # not answered: still suspect
+            raise
+        if alive:
+            return conn
+        what = "suspect connection" if was_suspect else "connection"
+        self.logger.info("%s %r failed its ping", what, conn)
+        self._mark_suspects()
+        rec.invalidate(exc.DisconnectionError(f"{conn!r} failed its ping"))
+        return None
+
+    def _reject_checkout(
+        self,
+        fairy: ConnectionFairy,
+        rec: ConnectionRecord,
+        err: exc.DisconnectionError,
+        attempts_left: int,
+    ) -> None:
+        """Handle a ``checkout`` listener's DisconnectionError: retry or give up.
+
+        The record stays reserved for this checkout; the next attempt
+        reconnects it.
+        """
+        self.logger.info("checkout listener rejected %r: %s", fairy, err)
+        if isinstance(err, exc.InvalidatePoolError):
+            self._generation += 1
+        fairy._rec = None
+        fairy._conn = None
+        fairy._returned = True
+        if self._shares_records:
+            self._count_user(rec, -1)
+        try:
+            rec.invalidate(err)
+        except BaseException:
+            # A failing invalidate listener (or a cancel) ends the retries;
+            # the record must still go back.
+            self._give_back(rec)
+            raise
+        if attempts_left > 0:
+            return
+        self._give_back(rec)
+        raise retry_error(self, err) from err
+
+    def _count_user(self, rec: ConnectionRecord, delta: int) -> int:
+        """Add *delta* to a shared *rec*'s user count; return the count."""
+        with self._lock:
+            rec._checkouts += delta
+            return rec._checkouts
+
+    def _give_back(self, rec: ConnectionRecord) -> None:
+        """Return a record this checkout reserved but will not hand out."""
+        if self._shares_records:
+            if rec._checkouts:
+                return  # other users still hold the shared record
+        else:
+            rec._checkouts = 0
+        self._do_return_conn(rec)
+
+    # -- checkin ----------------------------------------------------------------------
+
+    def _checkin(self, rec: ConnectionRecord) -> None:
+        """Reset *rec* and give it back once its last user has returned it."""
+        if self._shares_records and self._count_user(rec, -1):
+            return  # another user still has the shared connection
+        try:
+            conn = rec.dbapi_connection
+            if self._log_cache.get(logging.DEBUG) is not False:
+                self.logger.debug("checking in %r (reset: %s)", conn, self._reset_style)
+            if conn is not None:
+                self._reset(rec, conn)
+            listeners = self._listeners.checkin
+            if listeners:
+                _acompat.emit(
+                    listeners,
+                    {
+                        "dbapi_connection": rec.dbapi_connection,
+                        "connection_record": rec,
+                    },
+                )
+        finally:
+            if not self._shares_records:
+                rec._checkouts = 0
+            self._do_return_conn(rec)
+            if self._reclaimed:
+                self._return_reclaimed()
+
+    def _reset(
+        self,
+        rec: ConnectionRecord | None,
+        conn: Any,
+        state: PoolResetState = CHECKIN_RESET,
+    ) -> None:
+        """Fire ``reset`` then roll back or commit; invalidate *rec* on failure.
+
+        A listener's error reaches the caller (after the connection is
+        discarded, since its state is unknown); a failed rollback or commit
+        only discards the connection, with a warning.
+
+        :param rec: the record, or ``None`` for a detached connection.
+        """
+        listeners = self._listeners.reset
+        if listeners:
+            try:
+                _acompat.emit(
+                    listeners,
+                    {
+                        "dbapi_connection": conn,
+                        "connection_record": rec,
+                        "reset_state": state,
+                    },
+                )
+            except BaseException as err:
+                if rec is not None:
+                    rec.invalidate(err)
+                raise
+        style = self._reset_style
+        try:
+            if style == "rollback":
+                self._dialect.do_rollback(conn)
+            elif style == "commit":
+                self._dialect.do_commit(conn)
+        except BaseException as err:
+            self.logger.warning(
+                "%r: %s of %r failed (%s: %s); the connection was discarded",
+                self,
+                style,
+                conn,
+                type(err).__name__,
+                err,
+            )
+            if rec is not None:
+                rec.invalidate(err)
+            if not isinstance(err, Exception):
+                raise
+
+    def _return_reclaimed(self) -> None:
+        """Check in the records of garbage-collected fairies left for later."""
+        while True:
+            try:
+                rec = self._reclaimed.popleft()
+            except IndexError:
+                return
+            self._checkin(rec)
+
+    # -- detached connections ---------------------------------------------------------
+
+    def _detach(self, rec: ConnectionRecord) -> None:
+        """Take *rec*'s connection away from it and give the record back."""
+        conn = rec._drop_connection()
+        remaining = self._count_user(rec, -1) if self._shares_records else 0
+        try:
+            listeners = self._listeners.detach
+            if listeners:
+                _acompat.emit(
+                    listeners, {"dbapi_connection": conn, "connection_record": rec}
+                )
+        finally:
+            if not remaining:
+                if not self._shares_records:
+                    rec._checkouts = 0
+                self._do_return_conn(rec)
+
+    def _close_detached(self, conn: Any) -> None:
+        """Reset and close a detached connection for good.
+
+        The ``reset`` event says ``terminate_only=True``; a listener's error
+        reaches the caller once the connection is closed.
+        """
+        try:
+            self._reset(None, conn, DETACHED_RESET)
+            listeners = self._listeners.close_detached
+            if listeners:
+                _acompat.emit(listeners, {"dbapi_connection": conn})
+        finally:
+            try:
+                self._dialect.do_close(conn)
+            except Exception:
+                self.logger.exception("closing detached %r failed", conn)
+
+    # -- disconnects and disposal ---------------------------------------------------
+
+    def _mark_suspects(self) -> None:
+        """Mark every idle connection to be pinged at its next checkout: one
+        was found disconnected, and these may have gone with it."""
+        with self._lock:
+            for rec in self._idle_records():
+                if rec.dbapi_connection is not None:
+                    rec._suspect = True
+
+    def _discard_records(
+        self,
+        records: Iterable[ConnectionRecord],
+        close: bool = True,
+        after_each: Callable[[ConnectionRecord], None] | None = None,
+    ) -> None:
+        """Close (or, with ``close=False``, drop) every record's connection,
+        even if a ``close`` listener fails.
+
+        :param after_each: called with each record once it is done.
+        :raises: the first listener error, once all are done.
+        """
+        first_error: BaseException | None = None
+        for rec in records:
+            try:
+                if close:
+                    rec._close_connection()
+                else:
+                    self._abandoned.append(rec._drop_connection())
+            except BaseException as err:
+                if first_error is None:
+                    first_error = err
+            finally:
+                if after_each is not None:
+                    after_each(rec)
+        if first_error is not None:
+            raise first_error
+
+    def _log_dispose(self, count: int, close: bool) -> None:
+        how = "closing" if close else "dropping (not closing)"
+        self.logger.info("disposing: %s %d idle connections", how, count)
+
+
+class QueuePool(Pool):
+    """A bounded pool: keeps up to *pool_size* idle connections and opens up to
+    *max_overflow* more under load.
+
+    Callers that find no connection wait in line and are served first come,
+    first served: a returned connection goes straight to the oldest waiter.
+
+    :param creator: as for the pool base class.
+    :param pool_size: how many connections to keep idle; ``0`` means no
+        limit at all (*max_overflow* is then ignored).  Default 5.
+    :param max_overflow: how many connections may be open beyond *pool_size*;
+        ``-1`` means no limit.  A connection returned while *pool_size* are
+        already idle is closed.  Default 10.
+    :param timeout: seconds to wait for a connection before raising
+        :class:`~poolhouse.exc.TimeoutError`; ``None`` waits forever.
+        Default 30.
+    :param use_lifo: reuse the most recently returned idle connection first
+        (lets surplus ones age out with *recycle*); it does not change the
+        order in which waiting callers are served.
+    :param recycle: as for the pool base class.
+    :param echo: as for the pool base class.
+    :param logging_name: as for the pool base class.
+    :param reset_on_return: as for the pool base class.
+    :param events: as for the pool base class.
+    :param dialect: as for the pool base class.
+    :param pre_ping: as for the pool base class.
+    """
+
+    def __init__(
+        self,
+        creator: Creator,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        timeout: float | None = 30.0,
+        use_lifo: bool = False,
+        *,
+        recycle: float = -1,
+        echo: Echo = None,
+        logging_name: str | None = None,
+        reset_on_return: ResetOnReturn = True,
+        events: Iterable[tuple[Callable[..., Any], str]] | None = None,
+        dialect: DialectLike | None = None,
+        pre_ping: bool = False,
+    ) -> None:
+        check_int("pool_size", pool_size, 0, "use 0 (no limit) or a positive int")
+        check_int("max_overflow", max_overflow, -1, "use -1 (no limit) or an int >= 0")
+        if timeout is not None:
+            timeout = check_seconds(
+                "timeout", timeout, "use seconds >= 0, or None to wait forever"
+            )
+        check_bool("use_lifo", use_lifo)
+        super().__init__(
+            creator,
+            recycle=recycle,
+            echo=echo,
+            logging_name=logging_name,
+            reset_on_return=reset_on_return,
+            events=events,
+            dialect=dialect,
+            pre_ping=pre_ping,
+        )
+        self._pool_size = pool_size
+        self._max_overflow = max_overflow
+        self._timeout = timeout
+        self._use_lifo = use_lifo
+        self._slots: SlotQueue[ConnectionRecord, _acompat.Waiter] = SlotQueue(
+            pool_size, max_overflow, use_lifo
+        )
+
+    def _do_get(self) -> ConnectionRecord:
+        slots = self._slots
+        with self._lock:
+            got = slots.take()
+            if got is None:
+                waiter = _acompat.new_waiter(self)
+                slots.enqueue(waiter)
+        if got is None:
+            got = self._wait(waiter)
+        if got is CREATE:
+            try:
+                return self._create_connection()
+            except BaseException:
+                self._free_slot()
+                raise
+        return got  # type: ignore[return-value]  # a record: CREATE is handled
+
+    def _wait(self, waiter: _acompat.Waiter) -> Any:
+        timeout = self._timeout
+        try:
+            woken = waiter.wait(timeout)
+        except BaseException:
+            # Interrupted (Ctrl-C, a cancelled task): leave the line, and pass
+            # on anything granted meanwhile, or it would be lost.
+            with self._lock:
+                cancelled = self._slots.cancel(waiter)
+            if not cancelled:
+                self._pass_on(waiter.granted)
+            raise
+        if woken:
+            return waiter.granted
+        with self._lock:
+            if not self._slots.cancel(waiter):
+                # Granted between the timeout and taking the lock: it is ours.
+                return waiter.granted
+            waiting = len(self._slots.waiters)
+        raise exc.TimeoutError(
+            f"{self!r}: no connection freed within {timeout:.2f}s "
+            f"(pool_size={self._pool_size}, max_overflow={self._max_overflow}, "
+            f"checked out={self.checkedout()}, waiting={waiting}); return "
+            "connections with close() or a with-block, or raise "
+            "pool_size/max_overflow/timeout",
+            pool=self,
+            timeout=timeout,
+        )
+
+    def _pass_on(self, granted: Any) -> None:
+        """Give back what a waiter was granted but will not use."""
+        if isinstance(granted, ConnectionRecord):
+            self._do_return_conn(granted)
+        elif granted is CREATE:
+            self._free_slot()
+
+    def _free_slot(self, closed: bool = False) -> None:
+        with self._lock:
+            heir = self._slots.free_slot(closed)
+            if heir is not None:
+                heir.grant(CREATE)
+
+    def _do_return_conn(self, rec: ConnectionRecord) -> None:
+        with self._lock:
+            heir = self._slots.give_back(rec)
+            if heir is None:
+                return
+            if isinstance(heir, _acompat.Waiter):
+                heir.grant(rec)
+                return
+        # CLOSE: pool_size connections are idle already.  Its slot is freed
+        # only once it is closed, so the limit holds even during the close.
+        try:
+            rec._close_connection()
+        finally:
+            self._free_slot(closed=True)
+
+    def _idle_records(self) -> Iterable[ConnectionRecord]:
+        return self._slots.idle
+
+    def dispose(self, close: bool = True) -> None:
+        """Close every idle connection and expire the checked-out ones.
+
+        Connections checked out now are replaced when next checked out, so
+        the pool ends up with none opened before the call.
+
+        :param close: ``False`` drops the idle connections without closing
+            them (for a child process after ``fork()``).
+        """
+        with self._lock:
+            idle = self._slots.drain_idle()
+        self._generation += 1
+        self._log_dispose(len(idle), close)
+        self._discard_records(idle, close, after_each=self._closed_one)
+
+    def _closed_one(self, rec: ConnectionRecord) -> None:
+        self._free_slot(closed=True)
+
+    def recreate(self) -> QueuePool:
+        return self._recreated(  # type: ignore[no-any-return]  # same class
+            type(self)(
+                self._creator,
+                pool_size=self._pool_size,
+                max_overflow=self._max_overflow,
+                timeout=self._timeout,
+                use_lifo=self._use_lifo,
+                **self._base_kwargs(),
+            )
+        )
+
+    def status(self) -> str:
+        slots = self._slots
+        with self._lock:
+            return queue_status(
+                self,
+                pool_size=self._pool_size,
+                max_overflow=self._max_overflow,
+                idle=len(slots.idle),
+                checked_out=slots.checked_out(),
+                opened=slots.opened,
+                waiting=len(slots.waiters),
+            )
+
+    def size(self) -> int:
+        """The *pool_size* this pool was created with."""
+        return self._pool_size
+
+    def timeout(self) -> float | None:
+        """The checkout *timeout*, in seconds (``None``: no limit)."""
+        return self._timeout
+
+    def checkedin(self) -> int:
+        """How many connections are idle in the pool."""
+        return len(self._slots.idle)
+
+    def checkedout(self) -> int:
+        """How many connections are checked out (or being opened for a checkout)."""
+        return self._slots.checked_out()
+
+    def overflow(self) -> int:
+        """Connections open minus *pool_size*: negative until *pool_size* are
+        open; always 0 for ``pool_size=0`` (no limit)."""
+        if self._pool_size == 0:
+            return 0
+        return self._slots.opened - self._pool_size
+
+
+class NullPool(Pool):
+    """No pooling: each checkout opens a connection and each checkin closes it.
+
+    Takes the arguments of the pool base class.
+    """
+
+    def _do_get(self) -> ConnectionRecord:
+        return self._create_connection()
+
+    def _do_return_conn(self, rec: ConnectionRecord) -> None:
+        rec._close_connection()
+
+    def _idle_records(self) -> Iterable[ConnectionRecord]:
+        return ()
+
+    def dispose(self, close: bool = True) -> None:
+        """Nothing to do: this pool holds no idle connection.
+
+        :param close: ignored.
+        """
+
+    def recreate(self) -> NullPool:
+        return self._recreated(  # type: ignore[no-any-return]  # same class
+            type(self)(self._creator, **self._base_kwargs())
+        )
+
+    def status(self) -> str:
+        return f"{self!r}: opens a connection per checkout"
+
+
+class StaticPool(Pool):
+    """One connection, shared by every checkout (e.g. an in-memory sqlite3).
+
+    The shared connection is reset only when its last user returns it.
+    Takes the arguments of the pool base class.
+    """
+
+    _shares_records = True
+    _record: ConnectionRecord | None = None
+
+    def _shared_lock(self) -> Any:
+        return self._connect_lock
+
+    def _do_get(self) -> ConnectionRecord:
+        rec = self._record
+        if rec is not None and rec.dbapi_connection is not None:
+            return rec
+        with self._shared_lock():
+            rec = self._record
+            if rec is None:
+                rec = self._record = self._create_connection()
+            elif rec.dbapi_connection is None:
+                rec._connect()
+            return rec
+
+    def _do_return_conn(self, rec: ConnectionRecord) -> None:
+        if rec is not self._record:
+            # Replaced by dispose() while in use: its last user is done.
+            rec._close_connection()
+
+    def _idle_records(self) -> Iterable[ConnectionRecord]:
+        rec = self._record
+        return (rec,) if rec is not None and not rec._checkouts else ()
+
+    def dispose(self, close: bool = True) -> None:
+        """Close the shared connection, or, while it is in use, close it when
+        its last user returns it; the next checkout opens a new one.
+
+        :param close: ``False`` drops an idle shared connection without
+            closing it (for a child process after ``fork()``).
+        """
+        with self._shared_lock():
+            rec, self._record = self._record, None
+        idle = [rec] if rec is not None and not rec._checkouts else []
+        self._log_dispose(len(idle), close)
+        self._discard_records(idle, close)
+
+    def recreate(self) -> StaticPool:
+        return self._recreated(  # type: ignore[no-any-return]  # same class
+            type(self)(self._creator, **self._base_kwargs())
+        )
+
+    def status(self) -> str:
+        rec = self._record
+        users = rec._checkouts if rec is not None else 0
+        state = "open" if rec is not None and rec.dbapi_connection else "not open"
+        return f"{self!r}: one shared connection, {state}, {users} users"
+
+
+class AssertionPool(Pool):
+    """Allows one checkout at a time: a test aid that finds leaked connections.
+
+    A second concurrent checkout raises :class:`AssertionError` naming where
+    the first one was checked out.  Takes the arguments of the pool base
+    class.
+    """
+
+    _record: ConnectionRecord | None = None
+    _checked_out = False
+    _checkout_stack: str | None = None
+
+    def _do_get(self) -> ConnectionRecord:
+        with self._lock:
+            if self._checked_out:
+                raise AssertionError(
+                    f"{self!r}: a connection is already checked out; return it "
+                    f"before checking out another. It was checked out at:\n"
+                    f"{self._checkout_stack}"
+                )
+            self._checked_out = True
+            self._checkout_stack = "".join(traceback.format_stack(limit=12)[:-2])
+            rec = self._record
+        if rec is None:
+            try:
+                rec = self._create_connection()
+            except BaseException:
+                with self._lock:
+                    self._checked_out = False
+                raise
+            self._record = rec
+        return rec
+
+    def _do_return_conn(self, rec: ConnectionRecord) -> None:
+        with self._lock:
+            if not self._checked_out:
+                raise AssertionError(f"{self!r}: connection returned twice")
+            self._checked_out = False
+            self._checkout_stack = None
+
+    def _idle_records(self) -> Iterable[ConnectionRecord]:
+        rec = self._record
+        return (rec,) if rec is not None and not self._checked_out else ()
+
+    def dispose(self, close: bool = True) -> None:
+        """Close the idle connection, if it is not checked out.
+
+        :param close: ``False`` drops it without closing it (for a child
+            process after ``fork()``).
+        """
+        with self._lock:
+            rec = None if self._checked_out else self._record
+            if rec is not None:
+                self._record = None
+        # A checked-out connection is replaced at its next checkout.
+        self._generation += 1
+        idle = [rec] if rec is not None else []
+        self._log_dispose(len(idle), close)
+        self._discard_records(idle, close)
+
+    def recreate(self) -> AssertionPool:
+        return self._recreated(  # type: ignore[no-any-return]  # same class
+            type(self)(self._creator, **self._base_kwargs())
+        )
+
+    def status(self) -> str:
+        state = "checked out" if self._checked_out else "not checked out"
+        return f"{self!r}: one connection, {state}"
