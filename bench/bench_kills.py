@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import random
 import secrets
 import threading
@@ -52,8 +51,8 @@ import asyncpg
 import psycopg
 import pytest
 import sqlalchemy
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.conninfo import make_conninfo
+from pg_server import ASYNCPG_KWARGS
+from pg_server import PG_DSN
 
 from poolhouse import QueuePool
 from poolhouse.aio import AsyncQueuePool
@@ -86,49 +85,6 @@ GROUP_THREADS = f"kills, threads, pre_ping off: {_SETUP}"
 GROUP_THREADS_PING = f"kills, threads, pre_ping on: {_SETUP}"
 GROUP_ASYNC = f"kills, asyncio, pre_ping off: {_SETUP}"
 GROUP_ASYNC_PING = f"kills, asyncio, pre_ping on: {_SETUP}"
-
-PG_DSN = os.environ.get(
-    "POOLHOUSE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"
-)
-
-
-def _asyncpg_kwargs(dsn: str) -> dict[str, Any]:
-    """asyncpg's connect arguments for a libpq DSN of either form (asyncpg
-    parses only URLs)."""
-    params = conninfo_to_dict(dsn)
-    names = {"host": "host", "port": "port", "user": "user", "password": "password"}
-    kwargs: dict[str, Any] = {
-        ours: params[libpq] for libpq, ours in names.items() if libpq in params
-    }
-    if "dbname" in params:
-        kwargs["database"] = params["dbname"]
-    if "port" in kwargs:
-        kwargs["port"] = int(kwargs["port"])
-    return kwargs
-
-
-def _redacted(dsn: str) -> str:
-    params = conninfo_to_dict(dsn)
-    if "password" in params:
-        params["password"] = "***"
-    return make_conninfo(**params)
-
-
-def _check_server() -> None:
-    try:
-        psycopg.connect(PG_DSN, connect_timeout=3).close()
-    except psycopg.Error as err:
-        reason = (
-            f"PostgreSQL is unreachable at {_redacted(PG_DSN)} ({err}); start it "
-            "or set POOLHOUSE_TEST_PG_DSN"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI=true, so this fails instead of skipping)")
-        pytest.skip(reason, allow_module_level=True)
-
-
-_check_server()
-ASYNCPG_KWARGS = _asyncpg_kwargs(PG_DSN)
 
 
 class SharedCount:

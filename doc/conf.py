@@ -32,8 +32,8 @@ nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(collections\.abc|typing|weakref|time|asyncio|blinker)(\..*)?"),
     (r"py:class", r"poolhouse\._typing\..*|poolhouse\.event\._F"),
-    (r"py:class", r"(Async)?(Creator|DialectLike)|Echo|ResetOnReturn"),
-    (r"py:class", r"poolhouse\._async\._acompat\.Checkout"),
+    (r"py:class", r"(Async)?(Creator|DialectLike)|Echo|ResetOnReturn|ConnT|_PoolT"),
+    (r"py:class", r"poolhouse\._async\._acompat\.(Checkout|_S|_T)"),
 ]
 
 exclude_patterns = ["_build"]

@@ -68,6 +68,15 @@ class FakeConnection:
         self._check_alive()
         return FakeCursor(self)
 
+    def execute(self, operation: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Run *operation* without a cursor (like sqlite3's shortcut); the
+        asyncio fake has the same method."""
+        self._record("execute", operation)
+        self._check_alive()
+        if self.dbapi.fail_execute is not None:
+            raise self.dbapi.fail_execute
+        return [(1,)]
+
     def rollback(self) -> None:
         self._record("rollback")
         self._check_alive()
@@ -246,6 +255,25 @@ class FakeGate:
         await asyncio.wait_for(self._open.wait(), GATE_TIMEOUT)
 
 
+class FakeAsyncCursor:
+    """:class:`FakeCursor` with ``execute`` and ``fetchone`` as coroutines."""
+
+    def __init__(self, connection: FakeAsyncConnection) -> None:
+        self.connection = connection
+        self.closed = False
+        self._row: tuple[Any, ...] | None = None
+
+    async def execute(self, operation: str, *args: Any) -> None:
+        await self.connection.execute(operation, *args)
+        self._row = (1,)
+
+    async def fetchone(self) -> tuple[Any, ...] | None:
+        return self._row
+
+    def close(self) -> None:
+        self.closed = True
+
+
 class FakeAsyncConnection:
     """An asyncio driver connection: ``rollback``/``commit``/``close``/``execute``
     are coroutines, and every call goes into its driver's ordered call log."""
@@ -269,6 +297,13 @@ class FakeAsyncConnection:
             raise FakeProgrammingError(f"connection {self.number} is closed")
         if self.dead:
             raise FakeOperationalError(f"connection {self.number}: server closed")
+
+    def cursor(self) -> FakeAsyncCursor:
+        """A cursor whose ``execute``/``fetchone`` are coroutines; like
+        :meth:`FakeConnection.cursor`, it logs ``("cursor", n)``."""
+        self.dbapi.calls.append(("cursor", self.number))
+        self._check_alive()
+        return FakeAsyncCursor(self)
 
     async def execute(self, operation: str, *args: Any) -> list[tuple[Any, ...]]:
         await self._enter("execute", operation)

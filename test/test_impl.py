@@ -3,7 +3,6 @@ AssertionPool."""
 
 from __future__ import annotations
 
-import builtins
 import itertools
 import math
 import random
@@ -23,7 +22,6 @@ from poolhouse import Pool
 from poolhouse import QueuePool
 from poolhouse import SingletonThreadPool
 from poolhouse import StaticPool
-from poolhouse import exc
 from poolhouse._queue import Marker
 from poolhouse._queue import SlotQueue
 from poolhouse._sync import _acompat as sync_acompat
@@ -401,29 +399,6 @@ def test_queuepool_defaults(dbapi: FakeDBAPI) -> None:
     assert "overflow=-5/10" in pool.status()
 
 
-def test_queuepool_counters_through_a_cycle(
-    dbapi: FakeDBAPI, dialect: FakeDialect
-) -> None:
-    pool = QueuePool(dbapi.connect, pool_size=2, max_overflow=2, dialect=dialect)
-    held = []
-    expected = [(0, 1, -1), (0, 2, 0), (0, 3, 1), (0, 4, 2)]
-    for checkedin, checkedout, overflow in expected:
-        held.append(pool.connect())
-        assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (
-            checkedin,
-            checkedout,
-            overflow,
-        )
-    # Returned connections are kept while fewer than pool_size are idle; once
-    # pool_size are idle, the next ones returned are closed.
-    expected_back = [(1, 3, 2), (2, 2, 2), (2, 1, 1), (2, 0, 0)]
-    for conn, state in zip(held, expected_back, strict=True):
-        conn.close()
-        assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == state
-    assert [c.number for c in dbapi.open_connections()] == [1, 2]
-    assert dbapi.calls_named("close") == [("close", 3), ("close", 4)]
-
-
 def test_overflow_connections_are_closed_on_return(
     dbapi: FakeDBAPI, dialect: FakeDialect
 ) -> None:
@@ -611,26 +586,6 @@ def test_failed_create_hands_the_slot_to_a_waiting_thread(
     assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (1, 0, 0)
 
 
-def test_dispose_closes_idle_and_expires_checked_out(
-    dbapi: FakeDBAPI, dialect: FakeDialect
-) -> None:
-    pool = QueuePool(dbapi.connect, pool_size=3, max_overflow=0, dialect=dialect)
-    c1, c2, c3 = (pool.connect() for _ in range(3))
-    c1.close()
-    c2.close()
-    pool.dispose()
-    assert pool.checkedin() == 0
-    assert pool.checkedout() == 1
-    assert [c.number for c in dbapi.open_connections()] == [3]
-    assert number(c3) == 3  # still usable by its holder
-    c3.close()
-    assert [c.number for c in dbapi.open_connections()] == [3]
-    with pool.connect() as conn:  # the expired one is replaced, not reused
-        assert number(conn) == 4
-    assert [c.number for c in dbapi.open_connections()] == [4]
-    assert pool.overflow() == -2
-
-
 def test_dispose_of_an_empty_pool(dbapi: FakeDBAPI, dialect: FakeDialect) -> None:
     pool = QueuePool(dbapi.connect, dialect=dialect)
     pool.dispose()
@@ -672,61 +627,6 @@ def test_recreate_gives_an_empty_pool_with_the_same_arguments(
 
 
 # -- QueuePool: timeout ------------------------------------------------------------
-
-
-def test_timeout_error_says_what_happened_and_what_to_do(
-    dbapi: FakeDBAPI, dialect: FakeDialect
-) -> None:
-    pool = QueuePool(
-        dbapi.connect, pool_size=2, max_overflow=1, timeout=0.05, dialect=dialect
-    )
-    held = [pool.connect() for _ in range(3)]
-    with pytest.raises(exc.TimeoutError) as info:
-        pool.connect()
-    err = info.value
-    assert isinstance(err, builtins.TimeoutError)
-    assert err.pool is pool
-    assert err.timeout == 0.05
-    message = str(err)
-    for fragment in (
-        repr(pool),
-        "0.05s",
-        "pool_size=2",
-        "max_overflow=1",
-        "checked out=3",
-        "waiting=0",
-        "close()",
-        "with-block",
-        "pool_size/max_overflow/timeout",
-    ):
-        assert fragment in message
-    # The timed-out checkout left the line and took nothing with it.
-    assert not pool._slots.waiters
-    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (0, 3, 1)
-    for conn in held:
-        conn.close()
-    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (2, 0, 0)
-    # The first two returned are kept; the third, with pool_size idle, closed.
-    assert dbapi.calls_named("close") == [("close", 3)]
-    with pool.connect() as conn:
-        assert number(conn) == 1
-
-
-def test_zero_timeout_fails_at_once_when_full(
-    dbapi: FakeDBAPI, dialect: FakeDialect
-) -> None:
-    pool = QueuePool(
-        dbapi.connect, pool_size=1, max_overflow=0, timeout=0, dialect=dialect
-    )
-    assert pool.timeout() == 0.0
-    with pool.connect():
-        with pytest.raises(exc.TimeoutError) as info:
-            pool.connect()
-    assert info.value.timeout == 0.0
-    assert "0.00s" in str(info.value)
-    assert not pool._slots.waiters
-    with pool.connect() as conn:  # nothing leaked
-        assert number(conn) == 1
 
 
 def test_infinite_timeout_waits_without_limit(

@@ -291,7 +291,153 @@ def test_check_fails_clearly_without_the_source_folder(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(unasync, "SRC", tmp_path / "_async")
+    pair = unasync.Pair(tmp_path / "_async", tmp_path / "_sync")
+    monkeypatch.setattr(unasync, "PAIRS", (pair,))
     assert unasync.main(["--check"]) == 1
     err = capsys.readouterr().err
     assert f"no source folder {tmp_path / '_async'}" in err
+    assert unasync.main(["--src", str(tmp_path / "other")]) == 1
+    assert "--src and --dst go together" in capsys.readouterr().err
+
+
+# -- pairs: the library and the tests, each with its own rules ----------------
+
+EXTRA = unasync.Rules(
+    name="tests",
+    renames={"FakeAsyncDBAPI": "FakeDBAPI"},
+    modules={"poolhouse.aio": "poolhouse", "poolhouse._async": "poolhouse._sync"},
+    drop=frozenset({"pytestmark = pytest.mark.asyncio"}),
+)
+
+
+def test_a_pair_adds_its_renames_module_paths_and_dropped_statements() -> None:
+    source = dedent('''\
+        """Tests of AsyncPool on FakeAsyncDBAPI."""
+        import pytest
+        from poolhouse.aio import AsyncPool
+        from poolhouse._async._acompat import x
+        import poolhouse.aio
+        from poolhouse.aiox import y
+        from .poolhouse.aio import z
+
+        pytestmark = pytest.mark.asyncio
+
+        async def test_it(dbapi: FakeAsyncDBAPI) -> None:
+            pytestmark = pytest.mark.asyncio
+            await AsyncPool(dbapi.connect).dispose()  # FakeAsyncDBAPI
+        ''')
+    used: set[str] = set()
+    assert unasync.convert(source, used, EXTRA) == dedent('''\
+        """Tests of Pool on FakeDBAPI."""
+        import pytest
+        from poolhouse import Pool
+        from poolhouse._sync._acompat import x
+        import poolhouse
+        from poolhouse.aiox import y
+        from .poolhouse.aio import z
+
+        def test_it(dbapi: FakeDBAPI) -> None:
+            Pool(dbapi.connect).dispose()  # FakeDBAPI
+        ''')
+    assert used == unasync.rule_labels(EXTRA) | {"RENAMES['AsyncPool']"}
+    assert unasync.rule_labels(EXTRA) == {
+        "tests: RENAMES['FakeAsyncDBAPI']",
+        "tests: modules['poolhouse.aio']",
+        "tests: modules['poolhouse._async']",
+        "tests: drop 'pytestmark = pytest.mark.asyncio'",
+    }
+    # Without the pair's rules, only the shared ones apply.
+    plain = unasync.convert(source, set())
+    assert "from poolhouse.aio import Pool" in plain
+    assert "pytestmark = pytest.mark.asyncio" in plain
+    assert "FakeAsyncDBAPI" in plain
+
+
+TESTS = """\
+import pytest
+
+from poolhouse.aio import AsyncPool
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_it(dbapi: FakeAsyncDBAPI) -> None:
+    await AsyncPool(dbapi.connect).dispose()
+"""
+
+
+@pytest.fixture
+def pairs(
+    tree: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, Any]:
+    """The library tree of :func:`tree`, then a tests pair with :data:`EXTRA`."""
+    src, dst = tmp_path / "test" / "_async", tmp_path / "test" / "_sync"
+    src.mkdir(parents=True)
+    (src / "test_it.py").write_text(TESTS)
+    (src / "_acompat.py").write_text("async def checkpoint() -> None: ...\n")
+    library = unasync.Pair(*tree)
+    rules = EXTRA._replace(modules={"poolhouse.aio": "poolhouse"})
+    tests = unasync.Pair(src, dst, rules, owns_shared_rules=False)
+    monkeypatch.setattr(unasync, "PAIRS", (library, tests))
+    return library, tests
+
+
+def test_every_pair_is_generated_then_checked(
+    pairs: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    library, tests = pairs
+    assert unasync.main(["--check"]) == 1
+    err = capsys.readouterr().err
+    assert "missing: " in err and "pool.py" in err and "test_it.py" in err
+    assert unasync.main([]) == 0
+    assert sorted(p.name for p in library.dst.iterdir()) == ["pool.py"]
+    assert sorted(p.name for p in tests.dst.iterdir()) == ["test_it.py"]
+    text = (tests.dst / "test_it.py").read_text()
+    assert text.startswith(unasync.HEADER.format(name="test_it.py"))
+    assert "\nfrom poolhouse import Pool\n" in text
+    assert text.endswith(
+        "\n\n\ndef test_it(dbapi: FakeDBAPI) -> None:\n"
+        "    Pool(dbapi.connect).dispose()\n"
+    )
+    assert "pytestmark" not in text and "await" not in text
+    ast.parse(text)
+    capsys.readouterr()
+    assert unasync.main(["--check"]) == 0
+    (tests.dst / "test_it.py").write_text(text + "# edited\n")
+    assert unasync.main(["--check"]) == 1
+    assert "stale: " in capsys.readouterr().err
+
+
+def test_a_pair_must_use_its_own_rules_not_the_shared_ones(
+    pairs: tuple[Any, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    library, tests = pairs
+    assert unasync.main([]) == 0  # the tests use few of the shared rules: fine
+    rules = tests.extra
+    unused = rules._replace(renames={**rules.renames, "FakeAsyncGate": "FakeGate"})
+    monkeypatch.setattr(unasync, "PAIRS", (library, tests._replace(extra=unused)))
+    capsys.readouterr()
+    assert unasync.main(["--check"]) == 1
+    err = capsys.readouterr().err
+    assert "unused rules in tools/unasync.py: tests: RENAMES['FakeAsyncGate']" in err
+    # A rule the library uses is not enough: each pair's own rules are
+    # checked against that pair alone.
+    (library.src / "pool.py").write_text(POOL + "FakeAsyncGate = None\n")
+    assert unasync.main([]) == 1
+    assert "tests: RENAMES['FakeAsyncGate']" in capsys.readouterr().err
+    # The shared rules are checked against the pair that owns them.
+    monkeypatch.setattr(unasync, "PAIRS", (tests,))
+    capsys.readouterr()
+    assert unasync.main(["--check"]) == 0
+
+
+def test_the_real_pairs_cover_the_library_and_the_tests() -> None:
+    library, tests = unasync.PAIRS
+    assert (library.src, library.dst) == (unasync.SRC, unasync.DST)
+    assert library.owns_shared_rules and library.extra is None
+    assert tests.src == TOOL.parent.parent / "test" / "_async"
+    assert tests.dst == TOOL.parent.parent / "test" / "_sync"
+    assert not tests.owns_shared_rules
+    assert tests.extra is unasync.TEST_RULES

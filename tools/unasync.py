@@ -1,9 +1,13 @@
 """Generate poolhouse's thread code from its asyncio source, token by token.
 
-Each ``*.py`` in :data:`SRC` (``_async/``) but :data:`SKIP` (each side writes
-its own ``_acompat.py``) becomes a thread module of the same name in
-:data:`DST` (``_sync/``), under a "do not edit" header, with its imports sorted
-and formatted by ruff.  The rules apply to :mod:`tokenize` tokens, not text:
+Each :data:`PAIRS` entry names a source folder and its destination: the
+library (:data:`SRC` ``lib/poolhouse/_async/`` to :data:`DST` ``_sync/``) and
+the shared tests (``test/_async/`` to ``test/_sync/``).  Each ``*.py`` in a
+source but :data:`SKIP` (each side writes its own ``_acompat.py``) becomes a
+thread module of the same name in the destination, under a "do not edit"
+header, with its imports sorted and formatted by ruff.  The rules apply to
+:mod:`tokenize` tokens, not text; a pair adds its own :class:`Rules` (renames,
+module paths, dropped statements) to the shared ones:
 
 - ``async`` before ``def``/``with``/``for``, and ``await``, are dropped with
   the blanks after them.
@@ -13,16 +17,22 @@ and formatted by ruff.  The rules apply to :mod:`tokenize` tokens, not text:
 - A NAME in :data:`UNWRAP` followed by ``[`` goes, with any dotted prefix and
   the brackets, keeping what is inside: ``_acompat.Checkout[Fairy[_C]]``
   becomes ``Fairy[_C]``.
+- A dotted name in a pair's :attr:`Rules.modules` (``poolhouse.aio``) is
+  replaced as a whole, also as the start of a longer one.
+- A statement in a pair's :attr:`Rules.drop` (``pytestmark =
+  pytest.mark.asyncio``) goes, with its line.
 - STRING tokens (an f-string is one string) and COMMENT tokens get only the
-  :data:`TEXT_RULES` and the class-name (CapWords) :data:`RENAMES`, as words.
+  :data:`TEXT_RULES` and the class-name (CapWords) renames, as words.
 
 Each token is written back with the source text that preceded it, so the
 layout (indentation, comments, blank lines) stays as written.
 
 ``--check`` writes nothing: it prints a unified diff and exits 1 if an output
-is stale or missing, or if :data:`DST` holds a generated file whose source is
-gone (a module without the header, like ``singleton.py``, is fine); it also
-fails on a rule that matched nothing.  Run: ``python tools/unasync.py [--check]``.
+is stale or missing, or if a destination holds a generated file whose source
+is gone (a module without the header, like ``singleton.py``, is fine); it also
+fails on a rule that matched nothing: the shared rules in the library pair,
+each pair's own rules in that pair.  Run: ``python tools/unasync.py [--check]``
+(``--src``/``--dst`` convert one folder with the shared rules only).
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ import re
 import subprocess
 import sys
 import tokenize
+from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -76,8 +88,9 @@ RENAMES = {
     "__aexit__": "__exit__",
 }
 
-#: ``Name[X]`` (or ``module.Name[X]``) becomes ``X``.
-UNWRAP = frozenset({"Checkout"})
+#: ``Name[X]`` (or ``module.Name[X]``) becomes ``X``.  None is needed today:
+#: ``connect()`` is made by ``_acompat.connect_method`` on each side.
+UNWRAP: frozenset[str] = frozenset()
 
 #: Prose rules for strings and comments, applied in order.
 TEXT_RULES = (
@@ -87,16 +100,75 @@ TEXT_RULES = (
 
 _KEYWORD_TARGETS = frozenset({"def", "with", "for"})  # what ``async`` may precede
 _LITERAL = re.compile(r"``[^`]+``")
+#: Tokens after which a new statement starts.
+_LINE_STARTS = frozenset(
+    {tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT}
+)
 _STR_START = {getattr(tokenize, n, -1) for n in ("FSTRING_START", "TSTRING_START")}
 _STR_END = {getattr(tokenize, n, -1) for n in ("FSTRING_END", "TSTRING_END")}
+
+
+class Rules(NamedTuple):
+    """The rules one pair adds to the shared ones; labelled ``name: ...``."""
+
+    name: str
+    #: Whole NAME-token renames, on top of :data:`RENAMES`.
+    renames: Mapping[str, str] = {}
+    #: Dotted names (``poolhouse.aio``) replaced as a whole, or as the start
+    #: of a longer dotted name.
+    modules: Mapping[str, str] = {}
+    #: Statements (one logical line, as written) dropped with their line.
+    drop: frozenset[str] = frozenset()
+
+
+class Pair(NamedTuple):
+    """A hand-written asyncio folder and the folder generated from it."""
+
+    src: Path
+    dst: Path
+    #: This pair's own rules, added to the shared ones.
+    extra: Rules | None = None
+    #: Whether the shared rules must all be used here (the library pair).
+    owns_shared_rules: bool = True
+
+
+#: The shared tests: written once, as asyncio tests, in test/_async/.
+TEST_RULES = Rules(
+    name="tests",
+    renames={
+        "FakeAsyncDBAPI": "FakeDBAPI",
+        "FakeAsyncDialect": "FakeDialect",
+        "FakeAsyncConnection": "FakeConnection",
+    },
+    modules={"poolhouse.aio": "poolhouse"},
+    drop=frozenset({"pytestmark = pytest.mark.asyncio"}),
+)
+
+#: What ``python tools/unasync.py`` generates: the library, then the tests.
+PAIRS = (
+    Pair(SRC, DST),
+    Pair(
+        ROOT / "test" / "_async",
+        ROOT / "test" / "_sync",
+        TEST_RULES,
+        owns_shared_rules=False,
+    ),
+)
 
 
 class UnasyncError(Exception):
     """A source that the rules cannot convert."""
 
 
-def rule_labels() -> set[str]:
-    """Name every rule, as :func:`convert` records it in *used*."""
+def rule_labels(extra: Rules | None = None) -> set[str]:
+    """Name every rule, as :func:`convert` records it in *used*: the shared
+    ones, or with *extra*, only that pair's own."""
+    if extra is not None:
+        return (
+            {f"{extra.name}: RENAMES[{old!r}]" for old in extra.renames}
+            | {f"{extra.name}: modules[{old!r}]" for old in extra.modules}
+            | {f"{extra.name}: drop {line!r}" for line in extra.drop}
+        )
     return (
         {f"RENAMES[{old!r}]" for old in RENAMES}
         | {f"UNWRAP {name!r}" for name in UNWRAP}
@@ -138,20 +210,33 @@ def _after_blanks(source: str, pos: int) -> int:
     return pos
 
 
-def _rewrite_text(text: str, used: set[str]) -> str:
+def _renames(extra: Rules | None) -> dict[str, tuple[str, str]]:
+    """Each renamed NAME -> (its new name, the rule's label); a pair's own
+    rename wins over a shared one."""
+    found = {old: (new, f"RENAMES[{old!r}]") for old, new in RENAMES.items()}
+    if extra is not None:
+        for old, new in extra.renames.items():
+            found[old] = (new, f"{extra.name}: RENAMES[{old!r}]")
+    return found
+
+
+def _rewrite_text(
+    text: str, used: set[str], renames: dict[str, tuple[str, str]]
+) -> str:
     """Apply the class-name renames and :data:`TEXT_RULES` to a string or comment."""
     for rule in TEXT_RULES:
         new = _apply(rule, text)
         if new != text:
             used.add(f"TEXT_RULES {rule.pattern!r}")
             text = new
-    classes = sorted((old for old in RENAMES if old[:1].isupper()), key=len)[::-1]
+    classes = sorted((old for old in renames if old[:1].isupper()), key=len)[::-1]
     if not classes:
         return text
 
     def rename(match: re.Match[str]) -> str:
-        used.add(f"RENAMES[{match[0]!r}]")
-        return RENAMES[match[0]]
+        new, label = renames[match[0]]
+        used.add(label)
+        return new
 
     return re.sub(rf"\b(?:{'|'.join(map(re.escape, classes))})\b", rename, text)
 
@@ -181,14 +266,54 @@ def _closing(toks: list[tokenize.TokenInfo], i: int) -> int:
     raise UnasyncError(f"line {toks[i].start[0]}: unclosed {toks[i].string!r}")
 
 
-def convert(source: str, used: set[str]) -> str:
+def _dotted_at(
+    toks: list[tokenize.TokenInfo], i: int, modules: Mapping[str, str]
+) -> tuple[str, int] | None:
+    """The longest key of *modules* spelled by ``toks[i:]`` as ``a.b[.c]``
+    (not after a dot), and the index of its last NAME; else ``None``."""
+    if not modules or toks[i].type != tokenize.NAME:
+        return None
+    if i and toks[i - 1].string == ".":
+        return None
+    found = None
+    name, j = toks[i].string, i
+    while True:
+        if name in modules:
+            found = (name, j)
+        if toks[j + 1].string != "." or toks[j + 2].type != tokenize.NAME:
+            return found
+        name, j = f"{name}.{toks[j + 2].string}", j + 2
+
+
+def _dropped_at(
+    toks: list[tokenize.TokenInfo],
+    i: int,
+    text: Callable[[int, int], str],
+    drop: frozenset[str],
+) -> tuple[str, int] | None:
+    """If a statement in *drop* starts at ``toks[i]``, it and the index of its
+    NEWLINE token; *text* gives the source between two tokens."""
+    if not drop or (i and toks[i - 1].type not in _LINE_STARTS):
+        return None
+    j = i
+    while toks[j].type not in (tokenize.NEWLINE, tokenize.ENDMARKER):
+        j += 1
+    statement = text(i, j).strip()
+    return (statement, j) if statement in drop else None
+
+
+def convert(source: str, used: set[str], extra: Rules | None = None) -> str:
     """Return the thread version of the asyncio module *source* (unformatted).
 
     :param used: receives the label (see :func:`rule_labels`) of each rule
         that matched.
+    :param extra: the pair's own rules, on top of the shared ones.
     :raises UnasyncError: *source* does not tokenize, or a rename would change
         the name of a public method.
     """
+    renames = _renames(extra)
+    modules: Mapping[str, str] = extra.modules if extra is not None else {}
+    drop = extra.drop if extra is not None else frozenset()
     toks = _tokens(source)
     starts = [0]
     for line in io.StringIO(source).readlines():
@@ -196,6 +321,9 @@ def convert(source: str, used: set[str]) -> str:
 
     def offset(pos: tuple[int, int]) -> int:
         return starts[pos[0] - 1] + pos[1]
+
+    def between(i: int, j: int) -> str:
+        return source[offset(toks[i].start) : offset(toks[j].start)]
 
     out: list[str] = []
     pos = 0  # the source is copied up to here
@@ -207,7 +335,20 @@ def convert(source: str, used: set[str]) -> str:
         gap, text = source[pos:start], source[start:end]
         pos = end
         bracket = _unwrap_at(toks, i)
-        if tok.type == tokenize.NAME and (
+        dotted = _dotted_at(toks, i, modules)
+        dropped = _dropped_at(toks, i, between, drop)
+        if dropped is not None and extra is not None:
+            used.add(f"{extra.name}: drop {dropped[0]!r}")
+            # The statement and its line go; the indentation before it too.
+            out.append(gap.rstrip(" \t"))
+            i = dropped[1]
+            pos = offset(toks[i].end)
+        elif dotted is not None and extra is not None:
+            used.add(f"{extra.name}: modules[{dotted[0]!r}]")
+            out.append(gap + extra.modules[dotted[0]])
+            i = dotted[1]
+            pos = offset(toks[i].end)
+        elif tok.type == tokenize.NAME and (
             text == "await"
             or (text == "async" and toks[i + 1].string in _KEYWORD_TARGETS)
         ):
@@ -227,8 +368,8 @@ def convert(source: str, used: set[str]) -> str:
             i = bracket
         elif i in closers:
             out.append((gap + closers[i]) if closers[i] else gap.rstrip(" \t"))
-        elif tok.type == tokenize.NAME and text in RENAMES:
-            new = RENAMES[text]
+        elif tok.type == tokenize.NAME and text in renames:
+            new, label = renames[text]
             public = not (text.startswith("_") and new.startswith("_"))
             dunders = all(n[:2] == n[-2:] == "__" for n in (text, new))
             if toks[i - 1].string == "def" and public and not dunders:
@@ -236,10 +377,10 @@ def convert(source: str, used: set[str]) -> str:
                     f"line {tok.start[0]}: RENAMES would turn method {text!r} into "
                     f"{new!r}; a public method keeps its name on both sides"
                 )
-            used.add(f"RENAMES[{text!r}]")
+            used.add(label)
             out.append(gap + new)
         elif tok.type in (tokenize.STRING, tokenize.COMMENT):
-            out.append(gap + _rewrite_text(text, used))
+            out.append(gap + _rewrite_text(text, used, renames))
         else:
             out.append(gap + text)
         i += 1
@@ -268,14 +409,19 @@ def _show(path: Path) -> str:
     return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
 
-def generate(src: Path, dst: Path, used: set[str]) -> dict[Path, str | None]:
+def generate(
+    src: Path, dst: Path, used: set[str], extra: Rules | None = None
+) -> dict[Path, str | None]:
     """Map each output file in *dst* to its new text (``None``: delete it, its
-    source is gone); a module in *dst* without the header is not an output."""
+    source is gone); a module in *dst* without the header is not an output.
+
+    :param extra: the pair's own rules, on top of the shared ones.
+    """
     plan: dict[Path, str | None] = {}
     for source in sorted(src.glob("*.py")):
         if source.name not in SKIP:
             try:
-                body = convert(source.read_text(encoding="utf-8"), used)
+                body = convert(source.read_text(encoding="utf-8"), used, extra)
             except UnasyncError as err:
                 raise UnasyncError(f"{_show(source)}: {err}") from None
             target = dst / source.name
@@ -287,19 +433,42 @@ def generate(src: Path, dst: Path, used: set[str]) -> dict[Path, str | None]:
     return plan
 
 
+def unused_rules(pair: Pair, used: set[str]) -> list[str]:
+    """The labels of the rules *pair* must use and did not (*used*: what
+    converting that pair matched)."""
+    labels = rule_labels() if pair.owns_shared_rules else set()
+    if pair.extra is not None:
+        labels |= rule_labels(pair.extra)
+    return sorted(labels - used)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate _sync/ from _async/.")
     parser.add_argument("--check", action="store_true", help="fail if stale")
-    parser.add_argument("--src", type=Path, default=SRC, help="the asyncio source")
-    parser.add_argument("--dst", type=Path, default=DST, help="the generated folder")
+    parser.add_argument(
+        "--src", type=Path, help="one asyncio source folder (default: every pair)"
+    )
+    parser.add_argument("--dst", type=Path, help="its generated folder (with --src)")
     args = parser.parse_args(argv)
-    check, src, dst = bool(args.check), Path(args.src), Path(args.dst)
-    if not src.is_dir():
-        print(f"unasync: no source folder {_show(src)} (see --src)", file=sys.stderr)
+    check = bool(args.check)
+    if (args.src is None) != (args.dst is None):
+        print("unasync: --src and --dst go together", file=sys.stderr)
         return 1
-    used: set[str] = set()
+    pairs = PAIRS if args.src is None else (Pair(Path(args.src), Path(args.dst)),)
+    for pair in pairs:
+        if not pair.src.is_dir():
+            print(
+                f"unasync: no source folder {_show(pair.src)} (see --src)",
+                file=sys.stderr,
+            )
+            return 1
+    plan: dict[Path, str | None] = {}
+    unused: list[str] = []
     try:
-        plan = generate(src, dst, used)
+        for pair in pairs:
+            used: set[str] = set()
+            plan |= generate(pair.src, pair.dst, used, pair.extra)
+            unused += unused_rules(pair, used)
     except UnasyncError as err:
         print(f"unasync: {err}", file=sys.stderr)
         return 1
@@ -324,7 +493,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {name}")
     if problems:
         problems.append("run python tools/unasync.py to regenerate")
-    unused = sorted(rule_labels() - used)
     if unused:
         problems.append(f"unused rules in tools/unasync.py: {', '.join(unused)}")
     for problem in problems:

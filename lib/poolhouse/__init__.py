@@ -10,8 +10,8 @@ from ._sync.fairy import ConnectionFairy
 from ._sync.pool import AssertionPool
 from ._sync.pool import NullPool
 from ._sync.pool import Pool
-from ._sync.pool import QueuePool
 from ._sync.pool import StaticPool
+from ._sync.queue_pool import QueuePool
 from ._sync.record import ConnectionRecord
 from ._sync.singleton import SingletonThreadPool
 from .config import create_pool

@@ -19,7 +19,7 @@ from typing import Any
 from typing import TextIO
 
 from . import event
-from ._sync.pool import QueuePool
+from ._sync.queue_pool import QueuePool
 from ._sync.record import ConnectionRecord
 
 _AUDITED = (
@@ -43,7 +43,9 @@ class _Audit:
         self._numbers = itertools.count(1)
 
     def listener(self, name: str) -> Any:
-        def audit(dbapi_connection: Any, connection_record: ConnectionRecord) -> None:
+        def audit(
+            dbapi_connection: Any, connection_record: ConnectionRecord[Any]
+        ) -> None:
             thread = threading.current_thread().name
             with self._lock:
                 self.counts[name] += 1

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import exc
 from ._typing import ResetStyle
+from .events import SIGNATURES
 
 _RESET_STYLES: dict[object, ResetStyle] = {
     "rollback": "rollback",
@@ -190,14 +191,26 @@ def _never_a_disconnect(error: BaseException, dbapi_connection: Any) -> bool:
     return False
 
 
-def unknown_keywords(
-    cls: type, given: Iterable[str], valid: Iterable[str]
-) -> TypeError | None:
-    """Return the error for keyword arguments *cls* does not take, if any.
+#: Per pool class: the keyword arguments its constructor takes.
+_KEYWORDS: dict[type, frozenset[str]] = {}
 
-    The message names the class and, for a near miss, the option meant.
-    """
-    valid = sorted(valid)
+
+def publish_signature(cls: type) -> None:
+    """Give the pool class *cls* its ``__init__``'s signature (so
+    :func:`inspect.signature` and the docs show the real arguments, not
+    ``__new__``'s ``*args``), and note the keywords it takes."""
+    init = cls.__init__  # type: ignore[misc]  # the class's own, on purpose
+    params = list(inspect.signature(init).parameters.values())[1:]
+    cls.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # read by inspect
+    named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    _KEYWORDS[cls] = frozenset(p.name for p in params if p.kind in named)
+
+
+def unknown_keywords(cls: type, given: Iterable[str]) -> TypeError | None:
+    """Return the error for keyword arguments the pool class *cls* does not
+    take, if any; the message names the class and, for a near miss, the
+    option meant."""
+    valid = sorted(_KEYWORDS[cls])
     wrong = [name for name in given if name not in valid]
     if not wrong:
         return None
@@ -206,10 +219,37 @@ def unknown_keywords(
         close = difflib.get_close_matches(name, valid, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         hints.append(f"{name!r}{hint}")
+    plural = "s" if len(wrong) > 1 else ""
     return TypeError(
-        f"{cls.__name__} got unexpected keyword argument{'s' if len(wrong) > 1 else ''}"
-        f" {', '.join(hints)}; {cls.__name__} takes {', '.join(valid)}"
+        f"{cls.__name__} got unexpected keyword argument{plural} "
+        f"{', '.join(hints)}; {cls.__name__} takes {', '.join(valid)}"
     )
+
+
+def check_events(
+    pairs: object,
+) -> list[tuple[Callable[..., Any], str]]:
+    """Return the ``events=`` argument as checked ``(fn, event_name)`` pairs."""
+    if isinstance(pairs, str | bytes) or not isinstance(pairs, Iterable):
+        raise TypeError(
+            f"events= must be a list of (fn, event_name) pairs, got {pairs!r}"
+        )
+    checked = []
+    for pair in pairs:
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            raise TypeError(f"events= must hold (fn, event_name) pairs, got {pair!r}")
+        fn, identifier = pair
+        if identifier not in SIGNATURES:
+            raise ValueError(
+                f"events=: no pool event named {identifier!r}; the events are "
+                f"{', '.join(sorted(SIGNATURES))}"
+            )
+        if not callable(fn):
+            raise TypeError(
+                f"events=: the listener for {identifier!r} must be callable, got {fn!r}"
+            )
+        checked.append((fn, identifier))
+    return checked
 
 
 # -- connections ------------------------------------------------------------

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from collections.abc import Callable
 from typing import Any
 from typing import Literal
 from typing import Protocol
+from typing import TypeVar
 
 
 class DBAPICursor(Protocol):
@@ -30,16 +32,17 @@ class DBAPIConnection(Protocol):
     def cursor(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
-#: A creator that takes no argument.
-PlainCreator = Callable[[], DBAPIConnection]
-#: A creator that is given the :class:`.ConnectionRecord` it fills.
-RecordCreator = Callable[[Any], DBAPIConnection]
-#: What ``creator=`` accepts.
-Creator = PlainCreator | RecordCreator
+#: The driver connection type a pool hands out (``QueuePool[sqlite3.Connection]``).
+ConnT = TypeVar("ConnT")
 
-#: What an asyncio pool's ``creator=`` accepts: a function or an ``async def``
-#: one, taking no argument or the record, returning a driver connection.
-AsyncCreator = Callable[[], Any] | Callable[[Any], Any]
+#: What ``creator=`` accepts: a callable taking no argument, or the
+#: :class:`.ConnectionRecord` it fills, and returning a driver connection.
+Creator = Callable[[], ConnT] | Callable[[Any], ConnT]
+
+#: What an asyncio pool's ``creator=`` accepts: an ``async def`` function (or
+#: one returning an awaitable), taking no argument or the record.  A plain
+#: function works at run time too, but cannot be typed as well.
+AsyncCreator = Callable[[], Awaitable[ConnT]] | Callable[[Any], Awaitable[ConnT]]
 
 #: What ``reset_on_return=`` accepts.
 ResetOnReturn = Literal["rollback", "commit", True, False, None]

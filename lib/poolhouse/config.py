@@ -11,12 +11,12 @@ from typing import Any
 from ._sync.pool import AssertionPool
 from ._sync.pool import NullPool
 from ._sync.pool import Pool
-from ._sync.pool import QueuePool
 from ._sync.pool import StaticPool
+from ._sync.queue_pool import QueuePool
 from ._sync.singleton import SingletonThreadPool
 from ._typing import Creator
 
-_CLASSES: dict[str, type[Pool]] = {
+_CLASSES: dict[str, type[Pool[Any]]] = {
     cls.__name__: cls
     for cls in (QueuePool, NullPool, StaticPool, SingletonThreadPool, AssertionPool)
 }
@@ -70,7 +70,7 @@ _POOL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "reset_on_return": _to_reset,
     "pre_ping": _to_bool,
 }
-_CLASS_OPTIONS: dict[type[Pool], dict[str, Callable[[str], Any]]] = {
+_CLASS_OPTIONS: dict[type[Pool[Any]], dict[str, Callable[[str], Any]]] = {
     QueuePool: {
         "pool_size": int,
         "max_overflow": int,
@@ -81,7 +81,9 @@ _CLASS_OPTIONS: dict[type[Pool], dict[str, Callable[[str], Any]]] = {
 }
 
 
-def create_pool(creator: Creator, poolclass: type[Pool] = QueuePool, **kw: Any) -> Pool:
+def create_pool(
+    creator: Creator[Any], poolclass: type[Pool[Any]] = QueuePool, **kw: Any
+) -> Pool[Any]:
     """Create a pool of *poolclass*.
 
     :param creator: as for :class:`.Pool`.
@@ -96,7 +98,7 @@ def create_pool(creator: Creator, poolclass: type[Pool] = QueuePool, **kw: Any) 
     return poolclass(creator, **kw)
 
 
-def _resolve_class(spec: str) -> type[Pool]:
+def _resolve_class(spec: str) -> type[Pool[Any]]:
     if spec in _CLASSES:
         return _CLASSES[spec]
     module_name, _, attr = spec.rpartition(".")
@@ -114,7 +116,7 @@ def _resolve_class(spec: str) -> type[Pool]:
     return found
 
 
-def _options_for(poolclass: type[Pool]) -> dict[str, Callable[[str], Any]]:
+def _options_for(poolclass: type[Pool[Any]]) -> dict[str, Callable[[str], Any]]:
     options = dict(_POOL_OPTIONS)
     for cls in poolclass.__mro__:
         options.update(_CLASS_OPTIONS.get(cls, {}))
@@ -122,8 +124,8 @@ def _options_for(poolclass: type[Pool]) -> dict[str, Callable[[str], Any]]:
 
 
 def pool_from_config(
-    config: Mapping[str, Any], prefix: str = "pool.", *, creator: Creator
-) -> Pool:
+    config: Mapping[str, Any], prefix: str = "pool.", *, creator: Creator[Any]
+) -> Pool[Any]:
     """Build a pool from a flat mapping such as an ini section or ``os.environ``.
 
     Keys that start with *prefix* configure the pool; the others are ignored.

@@ -562,7 +562,9 @@ class AsyncPostgreSQLBackend:
 
     def in_transaction(self, conn: Any) -> bool:
         """Whether *conn* has a transaction open, as the driver last heard."""
-        raw = conn.driver_connection if isinstance(conn, AsyncConnectionFairy) else conn
+        raw: Any = (
+            conn.driver_connection if isinstance(conn, AsyncConnectionFairy) else conn
+        )
         if self.name == "asyncpg":
             return bool(raw.is_in_transaction())
         return int(raw.info.transaction_status) != 0  # TransactionStatus.IDLE

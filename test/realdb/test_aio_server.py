@@ -523,6 +523,7 @@ async def test_connection_closed_behind_the_pools_back_is_replaced_quietly(
     apools.append(pool)
     async with pool.connect() as conn:
         first = conn.driver_connection
+        assert first is not None
     await first.close()
 
     with caplog.at_level(logging.WARNING, logger="poolhouse"):

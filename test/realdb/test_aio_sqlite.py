@@ -140,6 +140,7 @@ async def test_closed_connection_is_replaced_at_checkout_with_pre_ping(
     pools.append(pool)
     async with pool.connect() as conn:
         first = conn.driver_connection
+        assert first is not None
     await first.close()  # behind the pool's back
 
     async with pool.connect() as conn:
@@ -157,6 +158,7 @@ async def test_closed_connection_error_propagates_then_pool_recovers(
     pools.append(pool)
     async with pool.connect() as conn:
         first = conn.driver_connection
+        assert first is not None
     await first.close()
 
     with pytest.raises(ValueError) as info:

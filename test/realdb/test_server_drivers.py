@@ -247,6 +247,7 @@ def test_connection_closed_behind_the_pools_back_is_replaced_quietly(
     pools.append(pool)
     with pool.connect() as conn:
         first = conn.dbapi_connection
+        assert first is not None
     first.close()
 
     with caplog.at_level(logging.WARNING, logger="poolhouse"):

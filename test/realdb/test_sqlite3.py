@@ -98,6 +98,7 @@ def test_closed_handle_is_replaced_at_checkout_with_pre_ping(
     pools.append(pool)
     with pool.connect() as conn:
         first = conn.dbapi_connection
+        assert first is not None
     first.close()
 
     with pool.connect() as conn:
@@ -112,6 +113,7 @@ def test_closed_handle_error_propagates_then_pool_recovers(
     pools.append(pool)
     with pool.connect() as conn:
         first = conn.dbapi_connection
+        assert first is not None
     first.close()
 
     with pytest.raises(sqlite3.ProgrammingError) as info:

@@ -34,6 +34,7 @@ BookkeepingLock = threading.Lock
 IOLock = asyncio.Lock
 
 _T = TypeVar("_T")
+_S = TypeVar("_S")
 
 
 async def call_creator(creator: Callable[..., Any], *args: Any) -> Any:
@@ -75,19 +76,19 @@ class Checkout(Generic[_T]):
     manager that closes the connection on exit.
 
     :param pool: the pool, bound to the running loop at its first checkout.
-    :param start: the pool's checkout coroutine function.
+    :param start: the pool class's checkout coroutine function.
     """
 
     __slots__ = ("_pool", "_start", "_fairy")
 
-    def __init__(self, pool: Any, start: Callable[[], Awaitable[_T]]) -> None:
+    def __init__(self, pool: Any, start: Callable[[Any], Awaitable[_T]]) -> None:
         self._pool = pool
         self._start = start
         self._fairy: _T | None = None
 
     async def _run(self) -> _T:
         bind_loop(self._pool)
-        return await self._start()
+        return await self._start(self._pool)
 
     def __await__(self) -> Generator[Any, None, _T]:
         return self._run().__await__()
@@ -108,9 +109,17 @@ class Checkout(Generic[_T]):
             await fairy.__aexit__(exc_type, exc_value, traceback)
 
 
-def checkout(pool: Any, start: Callable[[], Awaitable[_T]]) -> Checkout[_T]:
-    """Start a checkout from *pool*: await it or use it with ``async with``."""
-    return Checkout(pool, start)
+def connect_method(
+    checkout: Callable[[_S], Awaitable[_T]],
+) -> Callable[[_S], Checkout[_T]]:
+    """Make a pool's public ``connect()`` from its checkout coroutine
+    function: it returns a :class:`Checkout` to await or ``async with``."""
+
+    def connect(self: _S) -> Checkout[_T]:
+        return Checkout(self, checkout)
+
+    connect.__doc__ = checkout.__doc__
+    return connect
 
 
 def reclaim(pool: Any, rec: Any) -> None:

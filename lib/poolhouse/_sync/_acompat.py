@@ -23,7 +23,7 @@ BookkeepingLock = threading.Lock
 #: first connect).
 IOLock = threading.Lock
 
-_T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def call_creator(creator: Callable[..., Any], *args: Any) -> Any:
@@ -39,17 +39,18 @@ def emit(
         listener(kwargs)
 
 
-def checkout(pool: Any, start: Callable[[], _T]) -> _T:
-    """Check out at once: a thread pool's ``connect()`` returns the connection."""
-    return start()
+def connect_method(checkout: _F) -> _F:
+    """A thread pool's public ``connect()`` is its checkout method itself."""
+    return checkout
 
 
 def reclaim(pool: Any, rec: Any) -> None:
     """Return the record of a fairy that was dropped without ``close()``.
 
-    The collector may run inside this pool's own critical section, where
-    taking the lock again would deadlock; then the record waits in
-    ``pool._reclaimed`` for the next checkout or checkin.
+    The collector may run while this very thread holds the pool's lock,
+    where checking in here would deadlock; then a short-lived thread checks
+    the record in as soon as the lock is free, so that no waiter times out
+    while the connection sits unreturned.
     """
     pool.logger.warning(
         "%r: a connection was garbage-collected without close(); returning "
@@ -60,7 +61,9 @@ def reclaim(pool: Any, rec: Any) -> None:
         pool._lock.release()
         pool._checkin(rec)
     else:
-        pool._reclaimed.append(rec)
+        threading.Thread(
+            target=pool._checkin, args=(rec,), name="poolhouse-reclaim", daemon=True
+        ).start()
 
 
 def new_waiter(pool: Any) -> Waiter:

@@ -12,12 +12,15 @@ import logging
 import warnings
 from types import TracebackType
 from typing import Any
+from typing import Generic
 
 from .. import exc
+from .._typing import ConnT
 from . import _acompat
+from .record import ConnectionRecord
 
 
-class ConnectionFairy:
+class ConnectionFairy(Generic[ConnT]):
     """A checked-out connection: use it, then ``conn.close()`` to return it.
 
     Attributes not defined here pass through to the driver connection
@@ -38,22 +41,24 @@ class ConnectionFairy:
         "__dict__",
     )
 
-    def __init__(self, pool: Any, rec: Any, dbapi_connection: Any) -> None:
+    def __init__(
+        self, pool: Any, rec: ConnectionRecord[ConnT], dbapi_connection: ConnT
+    ) -> None:
         self._pool = pool
-        self._rec: Any = rec
-        self._conn: Any = dbapi_connection
+        self._rec: ConnectionRecord[ConnT] | None = rec
+        self._conn: ConnT | None = dbapi_connection
         self._returned = False
         self._detached_info: dict[Any, Any] | None = None
 
     # -- state ---------------------------------------------------------------
 
     @property
-    def dbapi_connection(self) -> Any:
+    def dbapi_connection(self) -> ConnT | None:
         """The driver connection; ``None`` once invalidated or returned."""
         return None if self._returned else self._conn
 
     @property
-    def driver_connection(self) -> Any:
+    def driver_connection(self) -> ConnT | None:
         """The driver's own connection object; ``None`` once invalidated or
         returned."""
         return None if self._returned else self._conn
@@ -177,7 +182,7 @@ class ConnectionFairy:
         self._rec = None
         self._pool._detach(rec)
 
-    def __enter__(self) -> ConnectionFairy:
+    def __enter__(self) -> ConnectionFairy[ConnT]:
         return self
 
     def __exit__(

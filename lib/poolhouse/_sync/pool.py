@@ -14,18 +14,17 @@ class's ``_do_return_conn``.  Each pool class overrides only ``_do_get``,
 from __future__ import annotations
 
 import abc
-import inspect
 import logging
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
 from typing import ClassVar
+from typing import Generic
+from typing import TypeVar
 
 from .. import event
-from .. import events
 from .. import exc
 from .._decisions import CHECKIN_RESET
 from .._decisions import CHECKOUT_ATTEMPTS
@@ -33,18 +32,16 @@ from .._decisions import DETACHED_RESET
 from .._decisions import PoolResetState
 from .._decisions import check_bool
 from .._decisions import check_dialect
-from .._decisions import check_int
+from .._decisions import check_events
 from .._decisions import check_recycle
-from .._decisions import check_seconds
 from .._decisions import creator_wants_record
 from .._decisions import disconnect_test
-from .._decisions import queue_status
+from .._decisions import publish_signature
 from .._decisions import reset_style
 from .._decisions import retry_error
 from .._decisions import stale_reason
 from .._decisions import unknown_keywords
-from .._queue import CREATE
-from .._queue import SlotQueue
+from .._typing import ConnT
 from .._typing import Creator
 from .._typing import DialectLike
 from .._typing import Echo
@@ -56,11 +53,10 @@ from . import _acompat
 from .fairy import ConnectionFairy
 from .record import ConnectionRecord
 
-#: Per class: the keyword arguments its constructor takes.
-_KEYWORDS: dict[type, frozenset[str]] = {}
+_PoolT = TypeVar("_PoolT", bound="Pool[Any]")
 
 
-class Pool(abc.ABC):
+class Pool(abc.ABC, Generic[ConnT]):
     """Abstract base of the pools: checkout, reset, checkin and invalidation.
 
     :param creator: a callable returning a new driver connection; it takes no
@@ -92,27 +88,24 @@ class Pool(abc.ABC):
     #: Whether one record is checked out by several users at once, so its
     #: user count needs the lock.
     _shares_records: ClassVar[bool] = False
-    _record_class: ClassVar[type[ConnectionRecord]] = ConnectionRecord
-    _fairy_class: ClassVar[type[ConnectionFairy]] = ConnectionFairy
+    _record_class: ClassVar[type[ConnectionRecord[Any]]] = ConnectionRecord
+    _fairy_class: ClassVar[type[ConnectionFairy[Any]]] = ConnectionFairy
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Pool:
-        valid = _KEYWORDS.get(cls)
-        if valid is None:
-            params = inspect.signature(cls.__init__).parameters.values()
-            valid = _KEYWORDS[cls] = frozenset(
-                p.name
-                for p in params
-                if p.name != "self"
-                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-            )
-        error = unknown_keywords(cls, kwargs, valid)
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        publish_signature(cls)
+
+    def __new__(cls: type[_PoolT], *args: Any, **kwargs: Any) -> _PoolT:
+        # Checked here, before Python's own "unexpected keyword" error, to
+        # name the class and the option meant.
+        error = unknown_keywords(cls, kwargs)
         if error is not None:
             raise error
         return super().__new__(cls)
 
     def __init__(
         self,
-        creator: Creator,
+        creator: Creator[ConnT],
         *,
         recycle: float = -1,
         echo: Echo = None,
@@ -161,13 +154,13 @@ class Pool(abc.ABC):
         #: Serialises opening and replacing a shared record's connection; held
         #: around I/O, so never the bookkeeping lock.
         self._connect_lock = _acompat.IOLock() if self._shares_records else None
-        # Records whose fairy was garbage-collected while this pool's lock was
-        # busy; returned at the next connect() or checkin.
-        self._reclaimed: deque[ConnectionRecord] = deque()
         #: Connections dropped by ``dispose(close=False)``: kept referenced so
         #: that no finalizer closes them (their sockets belong to a parent
         #: process).
         self._abandoned: list[Any] = []
+        #: Connections of this generation or older were disowned by
+        #: ``dispose(close=False)``: dropped, never closed, when they come back.
+        self._disowned_generation = -1
         #: The event loop of an asyncio pool (bound at first checkout).
         self._loop: Any = None
         #: Waiter deadlines of an asyncio pool (made at the first wait).
@@ -180,20 +173,9 @@ class Pool(abc.ABC):
 
     # -- public API -----------------------------------------------------------
 
-    def connect(self) -> ConnectionFairy:
-        """Check out a connection, creating one if the pool has room.
-
-        An asyncio pool's connection is ``pool.connect()`` or
-        ``with pool.connect() as conn:``.
-
-        :raises poolhouse.exc.TimeoutError: no connection was freed in time.
-        :raises poolhouse.exc.InvalidRequestError: ``checkout`` listeners
-            rejected every connection tried, or an asyncio pool was used from
-            a second event loop.
-        """
-        return _acompat.checkout(self, self._checkout)
-
-    def handle_error(self, connection: ConnectionFairy, error: BaseException) -> bool:
+    def handle_error(
+        self, connection: ConnectionFairy[ConnT], error: BaseException
+    ) -> bool:
         """Invalidate *connection* if *error* means its server link is lost.
 
         The pool's idle connections become suspect: each is pinged at its
@@ -232,12 +214,12 @@ class Pool(abc.ABC):
             connections belong to its parent.
         """
 
-    @abc.abstractmethod
-    def recreate(self) -> Pool:
+    def recreate(self) -> Pool[ConnT]:
         """Return a new, empty pool of the same class and arguments.
 
         Listeners registered on this pool are carried over.
         """
+        return self._recreated(type(self)(self._creator, **self._base_kwargs()))
 
     @abc.abstractmethod
     def status(self) -> str:
@@ -255,15 +237,15 @@ class Pool(abc.ABC):
     # -- to implement -----------------------------------------------------------
 
     @abc.abstractmethod
-    def _do_get(self) -> ConnectionRecord:
+    def _do_get(self) -> ConnectionRecord[ConnT]:
         """Return a record reserved for this checkout (connected or not)."""
 
     @abc.abstractmethod
-    def _do_return_conn(self, rec: ConnectionRecord) -> None:
+    def _do_return_conn(self, rec: ConnectionRecord[ConnT]) -> None:
         """Take back a record whose last user returned it."""
 
     @abc.abstractmethod
-    def _idle_records(self) -> Iterable[ConnectionRecord]:
+    def _idle_records(self) -> Iterable[ConnectionRecord[ConnT]]:
         """The records not checked out now (called under the lock)."""
 
     # -- construction -------------------------------------------------------------
@@ -278,29 +260,7 @@ class Pool(abc.ABC):
         self, pairs: Iterable[tuple[Callable[..., Any], str]]
     ) -> None:
         """Register ``events=``; bad entries are argument errors, named as such."""
-        if isinstance(pairs, str | bytes) or not isinstance(pairs, Iterable):
-            raise TypeError(
-                f"events= must be a list of (fn, event_name) pairs, got {pairs!r}"
-            )
-        checked = []
-        for pair in pairs:
-            if not (isinstance(pair, tuple | list) and len(pair) == 2):
-                raise TypeError(
-                    f"events= must hold (fn, event_name) pairs, got {pair!r}"
-                )
-            fn, identifier = pair
-            if identifier not in events.SIGNATURES:
-                raise ValueError(
-                    f"events=: no pool event named {identifier!r}; the events are "
-                    f"{', '.join(sorted(events.SIGNATURES))}"
-                )
-            if not callable(fn):
-                raise TypeError(
-                    f"events=: the listener for {identifier!r} must be callable, "
-                    f"got {fn!r}"
-                )
-            checked.append((fn, identifier))
-        for fn, identifier in checked:
+        for fn, identifier in check_events(pairs):
             event.listen(self, identifier, fn)
 
     def _base_kwargs(self) -> dict[str, Any]:
@@ -314,7 +274,7 @@ class Pool(abc.ABC):
             "pre_ping": self._pre_ping,
         }
 
-    def _recreated(self, new: Any) -> Any:
+    def _recreated(self, new: _PoolT) -> _PoolT:
         event._copy_listeners(self, new)
         new._clock = self._clock
         self.logger.info("recreated as %r", new)
@@ -322,13 +282,13 @@ class Pool(abc.ABC):
 
     # -- connecting ---------------------------------------------------------------
 
-    def _create_connection(self) -> ConnectionRecord:
+    def _create_connection(self) -> ConnectionRecord[ConnT]:
         """Open a new record (I/O; never called under the pool lock)."""
         rec = self._record_class(self)
         rec._connect()
         return rec
 
-    def _on_new_connection(self, rec: ConnectionRecord) -> None:
+    def _on_new_connection(self, rec: ConnectionRecord[ConnT]) -> None:
         """Fire ``first_connect`` (once per pool) and ``connect`` for *rec*."""
         conn = rec.dbapi_connection
         if not self._first_connect_done:
@@ -353,10 +313,18 @@ class Pool(abc.ABC):
 
     # -- checkout -------------------------------------------------------------------
 
-    def _checkout(self) -> ConnectionFairy:
-        """Make a record usable and wrap it in a fairy; give it back on failure."""
-        if self._reclaimed:
-            self._return_reclaimed()
+    def _checkout(self) -> ConnectionFairy[ConnT]:
+        """Check out a connection, creating one if the pool has room.
+
+        ``conn = pool.connect()``, then ``conn.close()``; or
+        ``with pool.connect() as conn:``.
+
+        :raises poolhouse.exc.TimeoutError: no connection was freed in time.
+        :raises poolhouse.exc.InvalidRequestError: ``checkout`` listeners
+            rejected every connection tried, or an asyncio pool was used from
+            a second event loop.
+        """
+        # Make a record usable and wrap it in a fairy; give it back on failure.
         rec = self._do_get()
         attempts = CHECKOUT_ATTEMPTS
         while True:
@@ -373,7 +341,7 @@ class Pool(abc.ABC):
             except BaseException:
                 self._give_back(rec)
                 raise
-            fairy = self._fairy_class(self, rec, conn)
+            fairy: ConnectionFairy[ConnT] = self._fairy_class(self, rec, conn)
             if self._log_cache.get(logging.DEBUG) is not False:
                 self.logger.debug("checked out %r", conn)
             listeners = self._listeners.checkout
@@ -397,7 +365,11 @@ class Pool(abc.ABC):
                 raise
             return fairy
 
-    def _usable_connection(self, rec: ConnectionRecord) -> Any:
+    # The public name: for threads the checkout itself (a wrapper would cost
+    # every checkout a call); for asyncio an awaitable context manager.
+    connect = _acompat.connect_method(_checkout)
+
+    def _usable_connection(self, rec: ConnectionRecord[ConnT]) -> ConnT:
         """Reconnect *rec* if it is empty or stale; ping it if it is suspect,
         or with *pre_ping*."""
         conn = rec.dbapi_connection
@@ -417,17 +389,18 @@ class Pool(abc.ABC):
                 )
             if reason is not None:
                 self.logger.info("replacing connection %r: %s", conn, reason)
-                rec._close_connection()
+                self._retire(rec)
                 conn = None
             elif rec._suspect or (self._pre_ping and not rec._fresh):
                 conn = self._pinged(rec, conn)
         if conn is None:
             rec._connect()
             conn = rec.dbapi_connection
+            assert conn is not None  # _connect() sets it or raises
         rec._fresh = False
         return conn
 
-    def _pinged(self, rec: ConnectionRecord, conn: Any) -> Any:
+    def _pinged(self, rec: ConnectionRecord[ConnT], conn: ConnT) -> ConnT | None:
         """Ping *rec*'s connection; return it if alive, else ``None`` (closed)."""
         was_suspect, rec._suspect = rec._suspect, False
         ping = self._ping
@@ -451,8 +424,8 @@ class Pool(abc.ABC):
 
     def _reject_checkout(
         self,
-        fairy: ConnectionFairy,
-        rec: ConnectionRecord,
+        fairy: ConnectionFairy[ConnT],
+        rec: ConnectionRecord[ConnT],
         err: exc.DisconnectionError,
         attempts_left: int,
     ) -> None:
@@ -481,13 +454,13 @@ class Pool(abc.ABC):
         self._give_back(rec)
         raise retry_error(self, err) from err
 
-    def _count_user(self, rec: ConnectionRecord, delta: int) -> int:
+    def _count_user(self, rec: ConnectionRecord[ConnT], delta: int) -> int:
         """Add *delta* to a shared *rec*'s user count; return the count."""
         with self._lock:
             rec._checkouts += delta
             return rec._checkouts
 
-    def _give_back(self, rec: ConnectionRecord) -> None:
+    def _give_back(self, rec: ConnectionRecord[ConnT]) -> None:
         """Return a record this checkout reserved but will not hand out."""
         if self._shares_records:
             if rec._checkouts:
@@ -498,7 +471,7 @@ class Pool(abc.ABC):
 
     # -- checkin ----------------------------------------------------------------------
 
-    def _checkin(self, rec: ConnectionRecord) -> None:
+    def _checkin(self, rec: ConnectionRecord[ConnT]) -> None:
         """Reset *rec* and give it back once its last user has returned it."""
         if self._shares_records and self._count_user(rec, -1):
             return  # another user still has the shared connection
@@ -521,12 +494,10 @@ class Pool(abc.ABC):
             if not self._shares_records:
                 rec._checkouts = 0
             self._do_return_conn(rec)
-            if self._reclaimed:
-                self._return_reclaimed()
 
     def _reset(
         self,
-        rec: ConnectionRecord | None,
+        rec: ConnectionRecord[ConnT] | None,
         conn: Any,
         state: PoolResetState = CHECKIN_RESET,
     ) -> None:
@@ -573,18 +544,9 @@ class Pool(abc.ABC):
             if not isinstance(err, Exception):
                 raise
 
-    def _return_reclaimed(self) -> None:
-        """Check in the records of garbage-collected fairies left for later."""
-        while True:
-            try:
-                rec = self._reclaimed.popleft()
-            except IndexError:
-                return
-            self._checkin(rec)
-
     # -- detached connections ---------------------------------------------------------
 
-    def _detach(self, rec: ConnectionRecord) -> None:
+    def _detach(self, rec: ConnectionRecord[ConnT]) -> None:
         """Take *rec*'s connection away from it and give the record back."""
         conn = rec._drop_connection()
         remaining = self._count_user(rec, -1) if self._shares_records else 0
@@ -629,9 +591,9 @@ class Pool(abc.ABC):
 
     def _discard_records(
         self,
-        records: Iterable[ConnectionRecord],
+        records: Iterable[ConnectionRecord[ConnT]],
         close: bool = True,
-        after_each: Callable[[ConnectionRecord], None] | None = None,
+        after_each: Callable[[ConnectionRecord[ConnT]], None] | None = None,
     ) -> None:
         """Close (or, with ``close=False``, drop) every record's connection,
         even if a ``close`` listener fails.
@@ -655,237 +617,49 @@ class Pool(abc.ABC):
         if first_error is not None:
             raise first_error
 
-    def _log_dispose(self, count: int, close: bool) -> None:
-        how = "closing" if close else "dropping (not closing)"
-        self.logger.info("disposing: %s %d idle connections", how, count)
-
-
-class QueuePool(Pool):
-    """A bounded pool: keeps up to *pool_size* idle connections and opens up to
-    *max_overflow* more under load.
-
-    Callers that find no connection wait in line and are served first come,
-    first served: a returned connection goes straight to the oldest waiter.
-
-    :param creator: as for the pool base class.
-    :param pool_size: how many connections to keep idle; ``0`` means no
-        limit at all (*max_overflow* is then ignored).  Default 5.
-    :param max_overflow: how many connections may be open beyond *pool_size*;
-        ``-1`` means no limit.  A connection returned while *pool_size* are
-        already idle is closed.  Default 10.
-    :param timeout: seconds to wait for a connection before raising
-        :class:`~poolhouse.exc.TimeoutError`; ``None`` waits forever.
-        Default 30.
-    :param use_lifo: reuse the most recently returned idle connection first
-        (lets surplus ones age out with *recycle*); it does not change the
-        order in which waiting callers are served.
-    :param recycle: as for the pool base class.
-    :param echo: as for the pool base class.
-    :param logging_name: as for the pool base class.
-    :param reset_on_return: as for the pool base class.
-    :param events: as for the pool base class.
-    :param dialect: as for the pool base class.
-    :param pre_ping: as for the pool base class.
-    """
-
-    def __init__(
+    def _dispose_idle(
         self,
-        creator: Creator,
-        pool_size: int = 5,
-        max_overflow: int = 10,
-        timeout: float | None = 30.0,
-        use_lifo: bool = False,
-        *,
-        recycle: float = -1,
-        echo: Echo = None,
-        logging_name: str | None = None,
-        reset_on_return: ResetOnReturn = True,
-        events: Iterable[tuple[Callable[..., Any], str]] | None = None,
-        dialect: DialectLike | None = None,
-        pre_ping: bool = False,
+        idle: list[ConnectionRecord[ConnT]],
+        close: bool,
+        after_each: Callable[[ConnectionRecord[ConnT]], None] | None = None,
     ) -> None:
-        check_int("pool_size", pool_size, 0, "use 0 (no limit) or a positive int")
-        check_int("max_overflow", max_overflow, -1, "use -1 (no limit) or an int >= 0")
-        if timeout is not None:
-            timeout = check_seconds(
-                "timeout", timeout, "use seconds >= 0, or None to wait forever"
-            )
-        check_bool("use_lifo", use_lifo)
-        super().__init__(
-            creator,
-            recycle=recycle,
-            echo=echo,
-            logging_name=logging_name,
-            reset_on_return=reset_on_return,
-            events=events,
-            dialect=dialect,
-            pre_ping=pre_ping,
-        )
-        self._pool_size = pool_size
-        self._max_overflow = max_overflow
-        self._timeout = timeout
-        self._use_lifo = use_lifo
-        self._slots: SlotQueue[ConnectionRecord, _acompat.Waiter] = SlotQueue(
-            pool_size, max_overflow, use_lifo
-        )
+        """Expire every connection opened so far, and log and discard the idle
+        records *dispose* took out of the pool.
 
-    def _do_get(self) -> ConnectionRecord:
-        slots = self._slots
-        with self._lock:
-            got = slots.take()
-            if got is None:
-                waiter = _acompat.new_waiter(self)
-                slots.enqueue(waiter)
-        if got is None:
-            got = self._wait(waiter)
-        if got is CREATE:
-            try:
-                return self._create_connection()
-            except BaseException:
-                self._free_slot()
-                raise
-        return got  # type: ignore[return-value]  # a record: CREATE is handled
-
-    def _wait(self, waiter: _acompat.Waiter) -> Any:
-        timeout = self._timeout
-        try:
-            woken = waiter.wait(timeout)
-        except BaseException:
-            # Interrupted (Ctrl-C, a cancelled task): leave the line, and pass
-            # on anything granted meanwhile, or it would be lost.
-            with self._lock:
-                cancelled = self._slots.cancel(waiter)
-            if not cancelled:
-                self._pass_on(waiter.granted)
-            raise
-        if woken:
-            return waiter.granted
-        with self._lock:
-            if not self._slots.cancel(waiter):
-                # Granted between the timeout and taking the lock: it is ours.
-                return waiter.granted
-            waiting = len(self._slots.waiters)
-        raise exc.TimeoutError(
-            f"{self!r}: no connection freed within {timeout:.2f}s "
-            f"(pool_size={self._pool_size}, max_overflow={self._max_overflow}, "
-            f"checked out={self.checkedout()}, waiting={waiting}); return "
-            "connections with close() or a with-block, or raise "
-            "pool_size/max_overflow/timeout",
-            pool=self,
-            timeout=timeout,
-        )
-
-    def _pass_on(self, granted: Any) -> None:
-        """Give back what a waiter was granted but will not use."""
-        if isinstance(granted, ConnectionRecord):
-            self._do_return_conn(granted)
-        elif granted is CREATE:
-            self._free_slot()
-
-    def _free_slot(self, closed: bool = False) -> None:
-        with self._lock:
-            heir = self._slots.free_slot(closed)
-            if heir is not None:
-                heir.grant(CREATE)
-
-    def _do_return_conn(self, rec: ConnectionRecord) -> None:
-        with self._lock:
-            heir = self._slots.give_back(rec)
-            if heir is None:
-                return
-            if isinstance(heir, _acompat.Waiter):
-                heir.grant(rec)
-                return
-        # CLOSE: pool_size connections are idle already.  Its slot is freed
-        # only once it is closed, so the limit holds even during the close.
-        try:
-            rec._close_connection()
-        finally:
-            self._free_slot(closed=True)
-
-    def _idle_records(self) -> Iterable[ConnectionRecord]:
-        return self._slots.idle
-
-    def dispose(self, close: bool = True) -> None:
-        """Close every idle connection and expire the checked-out ones.
-
-        Connections checked out now are replaced when next checked out, so
-        the pool ends up with none opened before the call.
-
-        :param close: ``False`` drops the idle connections without closing
-            them (for a child process after ``fork()``).
+        With ``close=False`` the expired connections are disowned too: those
+        checked out now are dropped, not closed, when they come back.
         """
-        with self._lock:
-            idle = self._slots.drain_idle()
+        if not close:
+            self._disowned_generation = self._generation
         self._generation += 1
-        self._log_dispose(len(idle), close)
-        self._discard_records(idle, close, after_each=self._closed_one)
+        how = "closing" if close else "dropping (not closing)"
+        self.logger.info("disposing: %s %d idle connections", how, len(idle))
+        self._discard_records(idle, close, after_each)
 
-    def _closed_one(self, rec: ConnectionRecord) -> None:
-        self._free_slot(closed=True)
-
-    def recreate(self) -> QueuePool:
-        return self._recreated(  # type: ignore[no-any-return]  # same class
-            type(self)(
-                self._creator,
-                pool_size=self._pool_size,
-                max_overflow=self._max_overflow,
-                timeout=self._timeout,
-                use_lifo=self._use_lifo,
-                **self._base_kwargs(),
-            )
-        )
-
-    def status(self) -> str:
-        slots = self._slots
-        with self._lock:
-            return queue_status(
-                self,
-                pool_size=self._pool_size,
-                max_overflow=self._max_overflow,
-                idle=len(slots.idle),
-                checked_out=slots.checked_out(),
-                opened=slots.opened,
-                waiting=len(slots.waiters),
-            )
-
-    def size(self) -> int:
-        """The *pool_size* this pool was created with."""
-        return self._pool_size
-
-    def timeout(self) -> float | None:
-        """The checkout *timeout*, in seconds (``None``: no limit)."""
-        return self._timeout
-
-    def checkedin(self) -> int:
-        """How many connections are idle in the pool."""
-        return len(self._slots.idle)
-
-    def checkedout(self) -> int:
-        """How many connections are checked out (or being opened for a checkout)."""
-        return self._slots.checked_out()
-
-    def overflow(self) -> int:
-        """Connections open minus *pool_size*: negative until *pool_size* are
-        open; always 0 for ``pool_size=0`` (no limit)."""
-        if self._pool_size == 0:
-            return 0
-        return self._slots.opened - self._pool_size
+    def _retire(self, rec: ConnectionRecord[ConnT]) -> None:
+        """Close a stale record's connection, or drop it if it was disowned."""
+        if rec._generation <= self._disowned_generation:
+            self._abandoned.append(rec._drop_connection())
+        else:
+            rec._close_connection()
 
 
-class NullPool(Pool):
+publish_signature(Pool)
+
+
+class NullPool(Pool[ConnT]):
     """No pooling: each checkout opens a connection and each checkin closes it.
 
     Takes the arguments of the pool base class.
     """
 
-    def _do_get(self) -> ConnectionRecord:
+    def _do_get(self) -> ConnectionRecord[ConnT]:
         return self._create_connection()
 
-    def _do_return_conn(self, rec: ConnectionRecord) -> None:
+    def _do_return_conn(self, rec: ConnectionRecord[ConnT]) -> None:
         rec._close_connection()
 
-    def _idle_records(self) -> Iterable[ConnectionRecord]:
+    def _idle_records(self) -> Iterable[ConnectionRecord[ConnT]]:
         return ()
 
     def dispose(self, close: bool = True) -> None:
@@ -894,16 +668,11 @@ class NullPool(Pool):
         :param close: ignored.
         """
 
-    def recreate(self) -> NullPool:
-        return self._recreated(  # type: ignore[no-any-return]  # same class
-            type(self)(self._creator, **self._base_kwargs())
-        )
-
     def status(self) -> str:
         return f"{self!r}: opens a connection per checkout"
 
 
-class StaticPool(Pool):
+class StaticPool(Pool[ConnT]):
     """One connection, shared by every checkout (e.g. an in-memory sqlite3).
 
     The shared connection is reset only when its last user returns it.
@@ -911,12 +680,12 @@ class StaticPool(Pool):
     """
 
     _shares_records = True
-    _record: ConnectionRecord | None = None
+    _record: ConnectionRecord[ConnT] | None = None
 
     def _shared_lock(self) -> Any:
         return self._connect_lock
 
-    def _do_get(self) -> ConnectionRecord:
+    def _do_get(self) -> ConnectionRecord[ConnT]:
         rec = self._record
         if rec is not None and rec.dbapi_connection is not None:
             return rec
@@ -928,12 +697,12 @@ class StaticPool(Pool):
                 rec._connect()
             return rec
 
-    def _do_return_conn(self, rec: ConnectionRecord) -> None:
+    def _do_return_conn(self, rec: ConnectionRecord[ConnT]) -> None:
         if rec is not self._record:
             # Replaced by dispose() while in use: its last user is done.
-            rec._close_connection()
+            self._retire(rec)
 
-    def _idle_records(self) -> Iterable[ConnectionRecord]:
+    def _idle_records(self) -> Iterable[ConnectionRecord[ConnT]]:
         rec = self._record
         return (rec,) if rec is not None and not rec._checkouts else ()
 
@@ -947,13 +716,7 @@ class StaticPool(Pool):
         with self._shared_lock():
             rec, self._record = self._record, None
         idle = [rec] if rec is not None and not rec._checkouts else []
-        self._log_dispose(len(idle), close)
-        self._discard_records(idle, close)
-
-    def recreate(self) -> StaticPool:
-        return self._recreated(  # type: ignore[no-any-return]  # same class
-            type(self)(self._creator, **self._base_kwargs())
-        )
+        self._dispose_idle(idle, close)
 
     def status(self) -> str:
         rec = self._record
@@ -962,7 +725,7 @@ class StaticPool(Pool):
         return f"{self!r}: one shared connection, {state}, {users} users"
 
 
-class AssertionPool(Pool):
+class AssertionPool(Pool[ConnT]):
     """Allows one checkout at a time: a test aid that finds leaked connections.
 
     A second concurrent checkout raises :class:`AssertionError` naming where
@@ -970,11 +733,11 @@ class AssertionPool(Pool):
     class.
     """
 
-    _record: ConnectionRecord | None = None
+    _record: ConnectionRecord[ConnT] | None = None
     _checked_out = False
     _checkout_stack: str | None = None
 
-    def _do_get(self) -> ConnectionRecord:
+    def _do_get(self) -> ConnectionRecord[ConnT]:
         with self._lock:
             if self._checked_out:
                 raise AssertionError(
@@ -995,14 +758,14 @@ class AssertionPool(Pool):
             self._record = rec
         return rec
 
-    def _do_return_conn(self, rec: ConnectionRecord) -> None:
+    def _do_return_conn(self, rec: ConnectionRecord[ConnT]) -> None:
         with self._lock:
             if not self._checked_out:
                 raise AssertionError(f"{self!r}: connection returned twice")
             self._checked_out = False
             self._checkout_stack = None
 
-    def _idle_records(self) -> Iterable[ConnectionRecord]:
+    def _idle_records(self) -> Iterable[ConnectionRecord[ConnT]]:
         rec = self._record
         return (rec,) if rec is not None and not self._checked_out else ()
 
@@ -1017,15 +780,8 @@ class AssertionPool(Pool):
             if rec is not None:
                 self._record = None
         # A checked-out connection is replaced at its next checkout.
-        self._generation += 1
         idle = [rec] if rec is not None else []
-        self._log_dispose(len(idle), close)
-        self._discard_records(idle, close)
-
-    def recreate(self) -> AssertionPool:
-        return self._recreated(  # type: ignore[no-any-return]  # same class
-            type(self)(self._creator, **self._base_kwargs())
-        )
+        self._dispose_idle(idle, close)
 
     def status(self) -> str:
         state = "checked out" if self._checked_out else "not checked out"

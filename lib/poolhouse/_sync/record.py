@@ -10,14 +10,16 @@ from __future__ import annotations
 import itertools
 import time
 from typing import Any
+from typing import Generic
 
 from .._decisions import creator_returned_none
+from .._typing import ConnT
 from . import _acompat
 
 _record_ids = itertools.count(1)
 
 
-class ConnectionRecord:
+class ConnectionRecord(Generic[ConnT]):
     """One slot of a pool and the connection it holds, across reconnects.
 
     :param pool: the owning pool.
@@ -42,7 +44,7 @@ class ConnectionRecord:
     def __init__(self, pool: Any) -> None:
         self._pool = pool
         #: The driver connection, or ``None`` while invalidated.
-        self.dbapi_connection: Any = None
+        self.dbapi_connection: ConnT | None = None
         #: When the connection was opened, on the pool's monotonic clock.
         self.starttime = 0.0
         #: When the connection was opened, as :func:`time.time`.
@@ -61,7 +63,7 @@ class ConnectionRecord:
         self._id = next(_record_ids)
 
     @property
-    def driver_connection(self) -> Any:
+    def driver_connection(self) -> ConnT | None:
         """The driver's own connection object (the DBAPI one for PEP 249 drivers)."""
         return self.dbapi_connection
 
@@ -167,7 +169,7 @@ class ConnectionRecord:
             except Exception:
                 pool.logger.exception("closing %r failed", conn)
 
-    def _drop_connection(self) -> Any:
+    def _drop_connection(self) -> ConnT | None:
         """Forget the connection without closing it; return it."""
         conn, self.dbapi_connection = self.dbapi_connection, None
         self._info = None

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._decisions import check_int
+from .._typing import ConnT
 from .._typing import Creator
 from .._typing import DialectLike
 from .._typing import Echo
@@ -18,7 +19,7 @@ from .pool import Pool
 from .record import ConnectionRecord
 
 
-class _ThreadFairy(ConnectionFairy):
+class _ThreadFairy(ConnectionFairy[ConnT]):
     """A thread's connection, shared by its nested checkouts.
 
     ``close()`` returns it only when the outermost user closes it;
@@ -27,7 +28,9 @@ class _ThreadFairy(ConnectionFairy):
 
     __slots__ = ("_users",)
 
-    def __init__(self, pool: Any, rec: Any, dbapi_connection: Any) -> None:
+    def __init__(
+        self, pool: Any, rec: ConnectionRecord[ConnT], dbapi_connection: ConnT
+    ) -> None:
         super().__init__(pool, rec, dbapi_connection)
         self._users = 1
 
@@ -40,7 +43,7 @@ class _ThreadFairy(ConnectionFairy):
         super().close()
 
 
-class SingletonThreadPool(Pool):
+class SingletonThreadPool(Pool[ConnT]):
     """One connection per thread, for drivers whose connections must stay in
     the thread that opened them (e.g. sqlite3).
 
@@ -66,7 +69,7 @@ class SingletonThreadPool(Pool):
 
     def __init__(
         self,
-        creator: Creator,
+        creator: Creator[ConnT],
         pool_size: int = 5,
         *,
         recycle: float = -1,
@@ -91,15 +94,17 @@ class SingletonThreadPool(Pool):
         self._pool_size = pool_size
         self._local = threading.local()
         # Every record, oldest first, so surplus ones can be closed.
-        self._all: dict[ConnectionRecord, None] = {}
+        self._all: dict[ConnectionRecord[ConnT], None] = {}
 
-    def connect(self) -> ConnectionFairy:
+    def connect(self) -> ConnectionFairy[ConnT]:
         """Return this thread's connection, checking it out if it is not.
 
         :raises poolhouse.exc.InvalidRequestError: ``checkout`` listeners
             rejected every connection tried.
         """
-        ref: weakref.ref[_ThreadFairy] | None = getattr(self._local, "fairy", None)
+        ref: weakref.ref[_ThreadFairy[ConnT]] | None = getattr(
+            self._local, "fairy", None
+        )
         fairy = ref() if ref is not None else None
         if fairy is not None and not fairy._returned and fairy._rec is not None:
             fairy._users += 1
@@ -109,8 +114,10 @@ class SingletonThreadPool(Pool):
         self._local.fairy = weakref.ref(new)
         return new
 
-    def _do_get(self) -> ConnectionRecord:
-        ref: weakref.ref[ConnectionRecord] | None = getattr(self._local, "rec", None)
+    def _do_get(self) -> ConnectionRecord[ConnT]:
+        ref: weakref.ref[ConnectionRecord[ConnT]] | None = getattr(
+            self._local, "rec", None
+        )
         rec = ref() if ref is not None else None
         if rec is not None:
             with self._lock:
@@ -134,7 +141,7 @@ class SingletonThreadPool(Pool):
             raise
         return rec
 
-    def _surplus(self) -> list[ConnectionRecord]:
+    def _surplus(self) -> list[ConnectionRecord[ConnT]]:
         """Pick idle records beyond *pool_size* to close (under the lock)."""
         excess = len(self._all) - self._pool_size
         chosen = []
@@ -148,12 +155,12 @@ class SingletonThreadPool(Pool):
             del self._all[rec]
         return chosen
 
-    def _do_return_conn(self, rec: ConnectionRecord) -> None:
+    def _do_return_conn(self, rec: ConnectionRecord[ConnT]) -> None:
         with self._lock:
             surplus = self._surplus()
         self._discard_records(surplus)
 
-    def _idle_records(self) -> Iterable[ConnectionRecord]:
+    def _idle_records(self) -> Iterable[ConnectionRecord[ConnT]]:
         return [rec for rec in self._all if not rec._checkouts]
 
     def dispose(self, close: bool = True) -> None:
@@ -166,12 +173,10 @@ class SingletonThreadPool(Pool):
             idle = [rec for rec in self._all if not rec._checkouts]
             for rec in idle:
                 del self._all[rec]
-        self._generation += 1
-        self._log_dispose(len(idle), close)
-        self._discard_records(idle, close)
+        self._dispose_idle(idle, close)
 
-    def recreate(self) -> SingletonThreadPool:
-        return self._recreated(  # type: ignore[no-any-return]  # same class
+    def recreate(self) -> SingletonThreadPool[ConnT]:
+        return self._recreated(
             type(self)(self._creator, pool_size=self._pool_size, **self._base_kwargs())
         )
 

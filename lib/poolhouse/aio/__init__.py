@@ -10,8 +10,8 @@ from .._async.fairy import AsyncConnectionFairy
 from .._async.pool import AsyncAssertionPool
 from .._async.pool import AsyncNullPool
 from .._async.pool import AsyncPool
-from .._async.pool import AsyncQueuePool
 from .._async.pool import AsyncStaticPool
+from .._async.queue_pool import AsyncQueuePool
 from .._async.record import AsyncConnectionRecord
 
 __all__ = [

@@ -1,0 +1,127 @@
+# generated from _async/test_queue_pool.py by tools/unasync.py: do not edit
+"""QueuePool's own accounting: counters, dispose, and the checkout timeout.
+
+Waiting callers need concurrency, so they are tested per side: threads in
+``test_impl.py``, tasks in ``test_aio.py``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+
+import pytest
+
+from poolhouse import QueuePool
+from poolhouse import exc
+
+from ..fakedbapi import FakeDBAPI
+from .support import assert_nothing_leaked
+from .support import number
+
+MakeQueuePool = Callable[..., QueuePool]
+
+
+def test_queuepool_counters_through_a_cycle(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=2, max_overflow=2, timeout=7)
+    assert (pool.size(), pool.timeout()) == (2, 7.0)
+    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (0, 0, -2)
+    held = []
+    expected = [(0, 1, -1), (0, 2, 0), (0, 3, 1), (0, 4, 2)]
+    for checkedin, checkedout, overflow in expected:
+        held.append(pool.connect())
+        assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (
+            checkedin,
+            checkedout,
+            overflow,
+        )
+    assert "checked out=4, overflow=2/2, waiting=0" in pool.status()
+    # Returned connections are kept while fewer than pool_size are idle; once
+    # pool_size are idle, the next ones returned are closed.
+    expected_back = [(1, 3, 2), (2, 2, 2), (2, 1, 1), (2, 0, 0)]
+    for conn, state in zip(held, expected_back, strict=True):
+        conn.close()
+        assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == state
+    assert "checked in=2, checked out=0, overflow=0/2, waiting=0" in pool.status()
+    assert [c.number for c in dbapi.open_connections()] == [1, 2]
+    assert dbapi.calls_named("close") == [("close", 3), ("close", 4)]
+    assert len(dbapi.calls_named("rollback")) == 4
+    assert_nothing_leaked(pool, dbapi)
+
+
+def test_dispose_closes_idle_and_expires_checked_out(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=3, max_overflow=0)
+    c1, c2, c3 = [pool.connect() for _ in range(3)]
+    c1.close()
+    c2.close()
+    pool.dispose()
+    assert pool.checkedin() == 0
+    assert pool.checkedout() == 1
+    assert [c.number for c in dbapi.open_connections()] == [3]
+    assert number(c3) == 3  # still usable by its holder
+    assert c3.execute("SELECT 1") == [(1,)]
+    c3.close()
+    assert [c.number for c in dbapi.open_connections()] == [3]
+    with pool.connect() as conn:  # the expired one is replaced, not reused
+        assert number(conn) == 4
+    assert dbapi.connections[2].closed
+    assert [c.number for c in dbapi.open_connections()] == [4]
+    assert pool.overflow() == -2
+    assert_nothing_leaked(pool, dbapi)
+
+
+def test_timeout_error_says_what_happened_and_what_to_do(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=2, max_overflow=1, timeout=0.05)
+    held = [pool.connect() for _ in range(3)]
+    with pytest.raises(exc.TimeoutError) as info:
+        pool.connect()
+    err = info.value
+    assert isinstance(err, builtins.TimeoutError)
+    assert err.pool is pool
+    assert err.timeout == 0.05
+    message = str(err)
+    for fragment in (
+        repr(pool),
+        "0.05s",
+        "pool_size=2",
+        "max_overflow=1",
+        "checked out=3",
+        "waiting=0",
+        "close()",
+        "with-block",
+        "pool_size/max_overflow/timeout",
+    ):
+        assert fragment in message
+    # The timed-out checkout left the line and took nothing with it.
+    assert not pool._slots.waiters
+    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (0, 3, 1)
+    for conn in held:
+        conn.close()
+    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (2, 0, 0)
+    # The first two returned are kept; the third, with pool_size idle, closed.
+    assert dbapi.calls_named("close") == [("close", 3)]
+    assert_nothing_leaked(pool, dbapi)
+    with pool.connect() as conn:
+        assert number(conn) == 1
+
+
+def test_zero_timeout_fails_at_once_when_full(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=0)
+    assert pool.timeout() == 0.0
+    with pool.connect():
+        with pytest.raises(exc.TimeoutError) as info:
+            pool.connect()
+    assert info.value.timeout == 0.0
+    assert "0.00s" in str(info.value)
+    assert not pool._slots.waiters
+    assert_nothing_leaked(pool, dbapi)
+    with pool.connect() as conn:  # nothing leaked
+        assert number(conn) == 1
