@@ -393,9 +393,19 @@ class FakeAsyncDBAPI:
 
 class FakeAsyncDialect(AsyncDialect):
     """The asyncio dialect for the fake driver: its OperationalError is a
-    disconnect; the rest is :class:`AsyncDialect`'s (ping by ``execute``)."""
+    disconnect, and it pings like :class:`FakeDialect` (``cursor()``, then
+    ``execute``), so both sides log the same calls; the rest is
+    :class:`AsyncDialect`'s."""
 
     driver = "fakeasync"
+
+    async def do_ping(self, dbapi_connection: Any) -> bool:
+        try:
+            cur = dbapi_connection.cursor()
+            await cur.execute("SELECT 1")
+        except FakeOperationalError:
+            return False
+        return True
 
     def is_disconnect(self, exception: BaseException, dbapi_connection: Any) -> bool:
         return isinstance(exception, FakeOperationalError)

@@ -49,8 +49,6 @@ from .fakedbapi import FakeAsyncDialect
 from .fakedbapi import FakeDBAPI
 from .fakedbapi import FakeDialect
 from .fakedbapi import FakeGate
-from .fakedbapi import FakeOperationalError
-from .fakedbapi import FakeProgrammingError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -193,138 +191,6 @@ def names_of(seen: Seen) -> list[str]:
 
 
 # -- checkout and return -------------------------------------------------------
-
-
-@pytest.mark.asyncio
-async def test_await_connect_then_close(
-    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
-) -> None:
-    pool = make_queue_pool(pool_size=2, max_overflow=1)
-    conn = await pool.connect()
-    assert isinstance(conn, AsyncConnectionFairy)
-    assert conn.is_valid
-    assert conn.driver_connection is adbapi.connections[0]
-    assert conn.dbapi_connection is adbapi.connections[0]
-    assert await conn.execute("SELECT 1") == [(1,)]  # passed through to the driver
-    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (0, 1, -1)
-
-    await conn.close()
-
-    assert not conn.is_valid
-    assert conn.is_detached
-    assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (1, 0, -1)
-    assert adbapi.calls == [
-        ("connect", 1),
-        ("execute", 1, "SELECT 1"),
-        ("rollback", 1),
-    ]
-
-
-@pytest.mark.asyncio
-async def test_async_with_returns_the_connection(
-    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
-) -> None:
-    pool = make_queue_pool()
-    async with pool.connect() as conn:
-        assert isinstance(conn, AsyncConnectionFairy)
-        assert conn.is_valid
-        assert pool.checkedout() == 1
-    assert not conn.is_valid
-    assert pool.checkedout() == 0
-    assert adbapi.calls == [("connect", 1), ("rollback", 1)]
-    async with pool.connect() as again:
-        assert fake(again) is adbapi.connections[0]
-
-
-@pytest.mark.asyncio
-async def test_second_close_does_nothing_and_use_after_close_raises(
-    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
-) -> None:
-    pool = make_queue_pool()
-    seen = record(pool, "checkin")
-    conn = await pool.connect()
-    await conn.close()
-    calls = list(adbapi.calls)
-
-    await conn.close()
-
-    assert adbapi.calls == calls
-    assert names_of(seen) == ["checkin"]
-    assert conn.driver_connection is None
-    assert conn.dbapi_connection is None
-    uses: list[Callable[[], object]] = [
-        lambda: conn.info,
-        lambda: conn.execute,
-        conn.cursor,
-    ]
-    for use in uses:
-        with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
-            use()
-    with pytest.warns(
-        exc.PoolWarning, match="can't invalidate an already-closed connection"
-    ):
-        await conn.invalidate()
-    with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
-        await conn.detach()
-    assert adbapi.calls == calls
-    assert names_of(seen) == ["checkin"]
-    assert (pool.checkedin(), pool.checkedout()) == (1, 0)
-
-
-@pytest.mark.asyncio
-async def test_close_inside_async_with_is_not_repeated_on_exit(
-    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
-) -> None:
-    pool = make_queue_pool()
-    seen = record(pool, "checkin")
-    async with pool.connect() as conn:
-        await conn.close()
-        assert pool.checkedout() == 0
-    assert names_of(seen) == ["checkin"]
-    assert adbapi.calls_named("rollback") == [("rollback", 1)]
-
-
-@pytest.mark.asyncio
-async def test_invalidate_closes_returns_at_once_and_the_next_checkout_reconnects(
-    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
-) -> None:
-    pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=0)
-    seen = record(pool, "checkin")
-    async with pool.connect() as conn:
-        raw = fake(conn)
-        await conn.invalidate()
-        assert raw.closed
-        assert not conn.is_valid
-        # Returned at once: the only slot is free while still in the block.
-        assert pool.checkedout() == 0
-        assert conn.driver_connection is None
-        assert conn.dbapi_connection is None
-        with pytest.raises(exc.InvalidRequestError, match="was returned to its pool"):
-            conn.cursor()
-        assert names_of(seen) == ["checkin"]
-        assert seen[0][1][0] is None  # no connection left to check in
-    assert names_of(seen) == ["checkin"]  # leaving the block did nothing more
-    assert adbapi.calls_named("rollback") == []  # nothing left to reset
-    assert pool.checkedout() == 0
-    async with pool.connect() as conn:
-        assert number(conn) == 2
-
-
-@pytest.mark.asyncio
-async def test_soft_invalidate_keeps_the_connection_until_returned(
-    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
-) -> None:
-    pool = make_queue_pool(pool_size=1, max_overflow=0)
-    seen = record(pool, "soft_invalidate", "invalidate")
-    async with pool.connect() as conn:
-        await conn.invalidate(soft=True)
-        assert conn.is_valid
-        assert await conn.execute("SELECT 1") == [(1,)]
-    assert not adbapi.connections[0].closed
-    async with pool.connect() as conn:
-        assert number(conn) == 2
-    assert adbapi.connections[0].closed
-    assert names_of(seen) == ["soft_invalidate"]
 
 
 @pytest.mark.asyncio
@@ -553,99 +419,6 @@ async def test_racing_first_connections_wait_for_first_connect_listeners(
 
 
 # -- the same semantics as the thread pools ---------------------------------
-
-
-@pytest.mark.asyncio
-async def test_pre_ping_replaces_a_dead_connection_and_only_the_dead_others(
-    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
-) -> None:
-    pool = make_queue_pool(pool_size=3, max_overflow=0, pre_ping=True)
-    held = [await pool.connect() for _ in range(3)]
-    for conn in held:
-        await conn.close()
-    adbapi.calls.clear()
-    adbapi.connections[0].kill()  # FIFO: connection 1 is checked out first
-    adbapi.connections[2].kill()  # 3 went down too; 2 did not
-
-    async with pool.connect() as conn:
-        assert number(conn) == 4
-        assert adbapi.calls_named("execute") == [("execute", 1, "SELECT 1")]
-        # The pool is not expired: the idle ones are only suspect.
-        assert [rec._suspect for rec in pool._slots.idle] == [True, True]
-        assert not adbapi.connections[1].closed
-        assert not adbapi.connections[2].closed
-    async with pool.connect() as a, pool.connect() as b:
-        # Each is pinged: the live one is kept, the dead one replaced.
-        assert (number(a), number(b)) == (2, 5)
-    assert adbapi.calls_named("execute") == [
-        ("execute", 1, "SELECT 1"),
-        ("execute", 2, "SELECT 1"),
-        ("execute", 3, "SELECT 1"),
-    ]
-    assert adbapi.calls_named("connect") == [("connect", 4), ("connect", 5)]
-    assert [c.number for c in adbapi.connections if c.closed] == [1, 3]
-    assert_nothing_leaked(pool, adbapi)
-
-
-@pytest.mark.asyncio
-async def test_disconnect_in_async_with_invalidates_marks_idle_suspect_and_propagates(
-    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
-) -> None:
-    pool = make_queue_pool(pool_size=4, max_overflow=0)
-    conns = [await pool.connect() for _ in range(4)]
-    held = conns[3]  # connection 4: checked out during the disconnect
-    for conn in conns[:3]:
-        await conn.close()  # idle, FIFO: 1, 2, 3
-    adbapi.connections[2].kill()  # 3 went down with the server; 2 did not
-    error = FakeOperationalError("server closed the connection")
-
-    with pytest.raises(FakeOperationalError) as raised:
-        async with pool.connect() as conn:
-            assert number(conn) == 1
-            raise error
-
-    assert raised.value is error
-    assert adbapi.connections[0].closed  # invalidated
-    # Not expired: the connections idle at the time are only suspect.
-    assert not adbapi.connections[1].closed
-    assert not adbapi.connections[2].closed
-    assert [
-        (rec.dbapi_connection is not None, rec._suspect) for rec in pool._slots.idle
-    ] == [(True, True), (True, True), (False, False)]
-    assert await held.execute("SELECT 1") == [(1,)]  # usable until returned
-    adbapi.calls.clear()
-    a = await pool.connect()
-    b = await pool.connect()
-    # Each suspect is pinged (pre_ping is off): kept if alive, else replaced.
-    assert (number(a), number(b)) == (2, 5)
-    assert adbapi.calls_named("execute") == [
-        ("execute", 2, "SELECT 1"),
-        ("execute", 3, "SELECT 1"),
-    ]
-    assert adbapi.connections[2].closed
-    await held.close()
-    await a.close()
-    await b.close()
-    adbapi.calls.clear()
-    async with pool.connect() as c, pool.connect() as d:
-        # The invalidated record reconnects; connection 4, checked out during
-        # the disconnect, was never suspect: reused without a ping.
-        assert (number(c), number(d)) == (6, 4)
-    assert adbapi.calls_named("execute") == []
-    assert_nothing_leaked(pool, adbapi)
-
-
-@pytest.mark.asyncio
-async def test_handle_error_says_whether_it_was_a_disconnect(
-    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI
-) -> None:
-    pool = make_queue_pool()
-    async with pool.connect() as conn:
-        assert not await pool.handle_error(conn, FakeProgrammingError("typo"))
-        assert conn.is_valid
-        assert await pool.handle_error(conn, FakeOperationalError("gone"))
-        assert not conn.is_valid
-    assert adbapi.connections[0].closed
 
 
 @pytest.mark.asyncio
@@ -912,9 +685,9 @@ async def _hold_then_park(
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("timeout", [30.0, math.inf])
+@pytest.mark.parametrize("timeout", [30.0, math.inf, None])
 async def test_task_cancelled_while_waiting_gives_up_its_place(
-    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI, timeout: float
+    make_queue_pool: MakeQueuePool, adbapi: FakeAsyncDBAPI, timeout: float | None
 ) -> None:
     pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=timeout)
     served: list[tuple[str, int]] = []

@@ -26,6 +26,9 @@ from poolhouse.dialects import async_dialect_for
 from poolhouse.dialects import dialect_for
 from poolhouse.dialects.sqlite3 import SQLite3Dialect
 
+from .fakedbapi import FakeAsyncDBAPI
+from .fakedbapi import FakeOperationalError
+
 DRIVERS = ("psycopg", "psycopg2", "pymysql", "MySQLdb")
 
 
@@ -531,6 +534,29 @@ def test_async_dialect_for_unknown_driver_is_generic(conn: object) -> None:
 
     assert type(dialect) is AsyncDialect
     assert repr(dialect) == "<AsyncDialect driver='generic'>"
+
+
+class _DisconnectAware(AsyncDialect):
+    def is_disconnect(self, exception: BaseException, dbapi_connection: Any) -> bool:
+        return isinstance(exception, FakeOperationalError)
+
+
+@pytest.mark.asyncio
+async def test_generic_async_dialect_pings_with_execute() -> None:
+    """The generic ping: ``execute("SELECT 1")`` on the connection; a failure
+    is ``False`` only if the dialect calls it a disconnect."""
+    dbapi = FakeAsyncDBAPI()
+    alive, dead = dbapi.connect_now(), dbapi.connect_now()
+    dead.kill()
+    assert await AsyncDialect().do_ping(alive) is True
+    assert await _DisconnectAware().do_ping(dead) is False
+    with pytest.raises(FakeOperationalError):
+        await AsyncDialect().do_ping(dead)  # the generic one cannot tell
+    assert dbapi.calls_named("execute") == [
+        ("execute", 1, "SELECT 1"),
+        ("execute", 2, "SELECT 1"),
+        ("execute", 2, "SELECT 1"),
+    ]
 
 
 def test_psycopg_sync_and_async_connections_get_their_own_dialects() -> None:

@@ -368,23 +368,6 @@ def test_listeners_never_connect_to_the_signal(pool: QueuePool) -> None:
 # -- Pool(events=...) and recreate() -------------------------------------------
 
 
-def test_pool_events_argument_registers_at_construction(
-    dbapi: FakeDBAPI, dialect: FakeDialect
-) -> None:
-    order: list[str] = []
-    on_connect = tagger(order, "connect")
-    on_checkout = tagger(order, "checkout")
-    pool = QueuePool(
-        dbapi.connect,
-        dialect=dialect,
-        events=[(on_checkout, "checkout"), (on_connect, "connect")],
-    )
-    assert event.contains(pool, "connect", on_connect)
-    assert event.contains(pool, "checkout", on_checkout)
-    cycle(pool)
-    assert order == ["connect", "checkout"]
-
-
 def test_pool_events_argument_rejects_unknown_events(
     dbapi: FakeDBAPI, dialect: FakeDialect
 ) -> None:

@@ -1253,33 +1253,6 @@ def test_singletonthreadpool_recreate(dbapi: FakeDBAPI, dialect: FakeDialect) ->
 # -- AssertionPool -------------------------------------------------------------------
 
 
-def first_checkout_site(pool: Pool) -> ConnectionFairy:
-    return pool.connect()
-
-
-def test_assertionpool_allows_one_checkout_and_says_where_it_was(
-    dbapi: FakeDBAPI, dialect: FakeDialect
-) -> None:
-    pool = AssertionPool(dbapi.connect, dialect=dialect)
-    first = first_checkout_site(pool)
-    with pytest.raises(AssertionError) as info:
-        pool.connect()
-    message = str(info.value)
-    assert repr(pool) in message
-    assert "already checked out" in message
-    assert "return it" in message
-    # The traceback of the first checkout, not of the second.
-    assert "in first_checkout_site" in message
-    assert "return pool.connect()" in message
-    assert __file__ in message
-    assert pool.status() == f"{pool!r}: one connection, checked out"
-    first.close()
-    assert pool.status() == f"{pool!r}: one connection, not checked out"
-    with pool.connect() as again:  # the same connection, reused
-        assert number(again) == 1
-    assert dbapi.calls_named("connect") == [("connect", 1)]
-
-
 def test_assertionpool_second_checkout_from_another_thread(
     dbapi: FakeDBAPI, dialect: FakeDialect
 ) -> None:

@@ -8,7 +8,6 @@ invalidate, churn above pool_size, a pool-wide expiry on one disconnect,
 from __future__ import annotations
 
 import gc
-import logging
 import random
 import threading
 import weakref
@@ -511,25 +510,6 @@ def test_three_argument_is_disconnect_is_accepted(dbapi: FakeDBAPI) -> None:
 # -- bad input ------------------------------------------------------------------------
 
 
-def test_creator_returning_none_is_a_type_error_and_frees_the_slot() -> None:
-    def creator() -> None:
-        return None
-
-    pool = QueuePool(creator, pool_size=1, max_overflow=0)
-    with pytest.raises(TypeError, match="creator .*creator.* returned None"):
-        pool.connect()
-    assert pool.checkedout() == 0
-
-
-def test_unknown_keyword_names_the_class_and_the_option_meant(dbapi: FakeDBAPI) -> None:
-    with pytest.raises(
-        TypeError, match=r"QueuePool .*'pool_sise' \(did you mean pool_size\?\)"
-    ):
-        QueuePool(dbapi.connect, pool_sise=3)  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match=r"NullPool .*'pool_size'"):
-        NullPool(dbapi.connect, pool_size=3)  # type: ignore[call-arg]
-
-
 def test_listener_arity_is_checked_at_registration(dbapi: FakeDBAPI) -> None:
     pool = QueuePool(dbapi.connect)
     with pytest.raises(TypeError, match="cannot take the event's arguments"):
@@ -541,18 +521,6 @@ def test_listener_arity_is_checked_at_registration(dbapi: FakeDBAPI) -> None:
 
 
 # -- dispose(close=False) -------------------------------------------------------------
-
-
-def test_dispose_without_close_drops_idle_connections_unclosed(
-    dbapi: FakeDBAPI, dialect: FakeDialect
-) -> None:
-    pool = _idle_pool(dbapi, dialect, size=2)
-    closes: list[Any] = []
-    event.listen(pool, "close", lambda c, r: closes.append(c))
-    pool.dispose(close=False)
-    assert dbapi.calls_named("close") == [] and closes == []
-    assert pool.checkedin() == 0
-    assert number(pool.connect()) == 3
 
 
 def test_static_pool_dispose_without_close(
@@ -608,34 +576,6 @@ def test_a_pool_without_listeners_has_none_when_another_pool_has(
     assert len(quiet._listeners.checkin) == 1  # class listeners reach it
 
 
-def test_logging_configured_after_the_pool_shows_checkouts(
-    dbapi: FakeDBAPI, caplog: pytest.LogCaptureFixture
-) -> None:
-    pool = QueuePool(dbapi.connect, logging_name="late")
-    with caplog.at_level(logging.DEBUG, logger="poolhouse.pool.QueuePool.late"):
-        pool.connect().close()
-    assert any("checked out" in r.getMessage() for r in caplog.records)
-
-
-def test_dispose_without_close_drops_checked_out_connections_on_return(
-    dbapi: FakeDBAPI, dialect: FakeDialect
-) -> None:
-    """After fork, a connection the parent had checked out is the parent's:
-    the child drops it when it comes back, and never closes it."""
-    pool = QueuePool(dbapi.connect, pool_size=2, dialect=dialect)
-    held = pool.connect()
-    pool.dispose(close=False)
-    held.close()
-    again = pool.connect()  # the old connection is expired: dropped, not closed
-    assert number(again) == 2
-    assert dbapi.calls_named("close") == []
-    again.close()
-    # Connections opened after the dispose are closed as usual.
-    pool.expire_connections()
-    pool.connect().close()
-    assert dbapi.calls_named("close") == [("close", 2)]
-
-
 def test_static_pool_dispose_without_close_while_in_use(
     dbapi: FakeDBAPI, dialect: FakeDialect
 ) -> None:
@@ -689,3 +629,15 @@ def test_recreate_keeps_the_class_and_arguments(dbapi: FakeDBAPI) -> None:
         new = pool.recreate()
         assert type(new) is type(pool) and new is not pool
         assert new._recycle == 5
+
+
+def test_subclass_taking_keyword_arguments_passes_them_on(dbapi: FakeDBAPI) -> None:
+    class TaggedPool(QueuePool[Any]):
+        def __init__(self, creator: Any, tag: str = "", **kw: Any) -> None:
+            super().__init__(creator, **kw)
+            self.tag = tag
+
+    pool = TaggedPool(dbapi.connect, tag="reports", max_overflow=2)
+    assert (pool.tag, pool._max_overflow) == ("reports", 2)
+    with pytest.raises(TypeError, match="pool_sise"):
+        TaggedPool(dbapi.connect, pool_sise=2)

@@ -114,6 +114,14 @@ def test_renames_class_names_inside_an_f_string() -> None:
     assert convert(source) == expected
 
 
+def test_asyncio_outside_acompat_is_refused() -> None:
+    source = "async def f():\n    await asyncio.sleep(0)\n"
+    with pytest.raises(unasync.UnasyncError, match="line 2: asyncio is used"):
+        convert(source)
+    # In prose it is only a word.
+    assert convert('"""An asyncio pool."""\n') == '"""An asyncio pool."""\n'
+
+
 def test_unwraps_checkout_keeping_nested_brackets() -> None:
     source = """\
         def f(self) -> Checkout[Fairy[_C]]: ...

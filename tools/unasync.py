@@ -381,6 +381,17 @@ def convert(source: str, used: set[str], extra: Rules | None = None) -> str:
             out.append(gap + new)
         elif tok.type in (tokenize.STRING, tokenize.COMMENT):
             out.append(gap + _rewrite_text(text, used, renames))
+        elif (
+            tok.type == tokenize.NAME
+            and text == "asyncio"
+            and not (i > 0 and toks[i - 1].string == ".")  # pytest.mark.asyncio
+        ):
+            # asyncio.sleep() and the like would become un-awaited coroutines
+            # in thread code: such primitives belong in _acompat.
+            raise UnasyncError(
+                f"line {tok.start[0]}: asyncio is used outside _acompat; "
+                "move the primitive into _acompat.py on both sides"
+            )
         else:
             out.append(gap + text)
         i += 1
@@ -469,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
             used: set[str] = set()
             plan |= generate(pair.src, pair.dst, used, pair.extra)
             unused += unused_rules(pair, used)
-    except UnasyncError as err:
+    except (UnasyncError, RuntimeError) as err:  # RuntimeError: ruff failed
         print(f"unasync: {err}", file=sys.stderr)
         return 1
     problems = []

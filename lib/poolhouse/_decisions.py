@@ -191,10 +191,6 @@ def _never_a_disconnect(error: BaseException, dbapi_connection: Any) -> bool:
     return False
 
 
-#: Per pool class: the keyword arguments its constructor takes.
-_KEYWORDS: dict[type, frozenset[str]] = {}
-
-
 def publish_signature(cls: type) -> None:
     """Give the pool class *cls* its ``__init__``'s signature (so
     :func:`inspect.signature` and the docs show the real arguments, not
@@ -203,14 +199,22 @@ def publish_signature(cls: type) -> None:
     params = list(inspect.signature(init).parameters.values())[1:]
     cls.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # read by inspect
     named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    _KEYWORDS[cls] = frozenset(p.name for p in params if p.kind in named)
+    # A subclass whose __init__ takes **kwargs passes them on: its base
+    # class checks them then.
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    cls._accepted_keywords = (  # type: ignore[attr-defined]  # read by __new__
+        None if takes_any else frozenset(p.name for p in params if p.kind in named)
+    )
 
 
 def unknown_keywords(cls: type, given: Iterable[str]) -> TypeError | None:
     """Return the error for keyword arguments the pool class *cls* does not
     take, if any; the message names the class and, for a near miss, the
     option meant."""
-    valid = sorted(_KEYWORDS[cls])
+    accepted: frozenset[str] | None = getattr(cls, "_accepted_keywords", None)
+    if accepted is None:
+        return None
+    valid = sorted(accepted)
     wrong = [name for name in given if name not in valid]
     if not wrong:
         return None

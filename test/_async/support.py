@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from poolhouse import event
 from poolhouse import events
 from poolhouse.aio import AsyncConnectionFairy
+from poolhouse.aio import AsyncConnectionRecord
+from poolhouse.aio import AsyncPool
 from poolhouse.aio import AsyncQueuePool
 
 from ..fakedbapi import FakeAsyncConnection
@@ -43,6 +46,22 @@ def record(target: Any, *names: str, awaited: bool = False) -> Seen:
 
 def names_of(seen: Seen) -> list[str]:
     return [name for name, _ in seen]
+
+
+def checkout_records(pool: AsyncPool) -> list[AsyncConnectionRecord]:
+    """Collect the record of every checkout of *pool* from here on."""
+    recs: list[AsyncConnectionRecord] = []
+    event.listen(pool, "checkout", lambda conn, rec, fairy: recs.append(rec))
+    return recs
+
+
+def raiser(error: BaseException) -> Callable[..., None]:
+    """A listener that raises *error*."""
+
+    def listener(*args: Any) -> None:
+        raise error
+
+    return listener
 
 
 def fake(conn: AsyncConnectionFairy) -> FakeAsyncConnection:

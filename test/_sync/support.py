@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from poolhouse import ConnectionFairy
+from poolhouse import ConnectionRecord
+from poolhouse import Pool
 from poolhouse import QueuePool
 from poolhouse import event
 from poolhouse import events
@@ -44,6 +47,22 @@ def record(target: Any, *names: str, awaited: bool = False) -> Seen:
 
 def names_of(seen: Seen) -> list[str]:
     return [name for name, _ in seen]
+
+
+def checkout_records(pool: Pool) -> list[ConnectionRecord]:
+    """Collect the record of every checkout of *pool* from here on."""
+    recs: list[ConnectionRecord] = []
+    event.listen(pool, "checkout", lambda conn, rec, fairy: recs.append(rec))
+    return recs
+
+
+def raiser(error: BaseException) -> Callable[..., None]:
+    """A listener that raises *error*."""
+
+    def listener(*args: Any) -> None:
+        raise error
+
+    return listener
 
 
 def fake(conn: ConnectionFairy) -> FakeConnection:

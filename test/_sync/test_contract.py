@@ -133,10 +133,17 @@ def test_reset_on_return(
 ) -> None:
     pool = make_pool(reset_on_return=reset_on_return)
     seen = record(pool, "reset")
+    event.listen(pool, "reset", lambda *args: dbapi.calls.append(("reset event",)))
     conn = pool.connect()
     conn.close()
     assert names_of(seen) == ["reset"]
     assert dbapi.calls_named("rollback", "commit") == expected
+    # The reset event comes first, then the rollback or commit.
+    assert dbapi.calls_named("connect", "reset event", "rollback", "commit") == [
+        ("connect", 1),
+        ("reset event",),
+        *expected,
+    ]
 
 
 def test_events_fire_in_lifecycle_order(pool: Pool) -> None:

@@ -1,11 +1,13 @@
 # generated from _async/test_lifecycle.py by tools/unasync.py: do not edit
-"""The connection lifecycle, exercised through QueuePool: events, recycle,
-pre-ping, checkout retries, and errors while a connection is in use."""
+"""The connection lifecycle, exercised through QueuePool: event arguments,
+recycle, expiry and pre-ping, checkout retries, failing listeners, and errors
+while a connection is in use."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -22,9 +24,11 @@ from ..fakedbapi import FakeOperationalError
 from ..fakedbapi import FakeProgrammingError
 from . import _acompat
 from .support import assert_nothing_leaked
+from .support import checkout_records
 from .support import fake
 from .support import names_of
 from .support import number
+from .support import raiser
 from .support import record
 
 MakeQueuePool = Callable[..., QueuePool]
@@ -70,6 +74,118 @@ def test_events_fire_in_lifecycle_order(
     assert seen[8][1] == (raw, rec)
 
 
+def test_invalidate_events_carry_the_exception(
+    make_queue_pool: MakeQueuePool,
+) -> None:
+    pool = make_queue_pool()
+    seen = record(pool, "invalidate", "soft_invalidate", "close", "checkin")
+    error = FakeOperationalError("gone")
+    with pool.connect() as conn:
+        raw = fake(conn)
+        conn.invalidate(error)
+    rec = seen[0][1][1]
+    assert seen == [
+        ("invalidate", (raw, rec, error)),
+        ("close", (raw, rec)),
+        ("checkin", (None, rec)),
+    ]
+    del seen[:]
+    with pool.connect() as conn:
+        raw = fake(conn)
+        conn.invalidate(error, soft=True)
+    assert seen == [
+        ("soft_invalidate", (raw, rec, error)),
+        ("checkin", (raw, rec)),
+    ]
+
+
+def test_detach_and_close_detached_events(
+    make_queue_pool: MakeQueuePool,
+) -> None:
+    pool = make_queue_pool()
+    seen = record(pool, "detach", "close_detached", "close", "reset", "checkin")
+    conn = pool.connect()
+    raw = fake(conn)
+    conn.detach()
+    rec = seen[0][1][1]
+    assert seen == [("detach", (raw, rec))]
+    conn.close()
+    # Reset (terminate only, no record), then close_detached; the pool's
+    # checkin and close events are not the detached connection's.
+    assert seen == [
+        ("detach", (raw, rec)),
+        (
+            "reset",
+            (
+                raw,
+                None,
+                PoolResetState(
+                    transaction_was_reset=False, terminate_only=True, asyncio_safe=True
+                ),
+            ),
+        ),
+        ("close_detached", (raw,)),
+    ]
+    assert raw.closed
+
+
+def test_first_connect_fires_once_per_pool(
+    make_queue_pool: MakeQueuePool,
+) -> None:
+    pools = [make_queue_pool() for _ in range(2)]
+    seen = [record(p, "first_connect", "connect") for p in pools]
+    for p in pools:
+        held = [p.connect() for _ in range(3)]
+        for conn in held:
+            conn.close()
+    for log in seen:
+        assert names_of(log) == ["first_connect", "connect", "connect", "connect"]
+
+
+def test_close_listener_still_sees_the_connection_info(
+    make_queue_pool: MakeQueuePool,
+) -> None:
+    pool = make_queue_pool()
+    seen: list[object] = []
+    event.listen(pool, "close", lambda conn, rec: seen.append(rec.info.get("tag")))
+    with pool.connect() as conn:
+        conn.info["tag"] = "mine"
+    pool.dispose()
+    assert seen == ["mine"]
+
+
+def test_pool_events_argument_registers_at_construction(
+    make_queue_pool: MakeQueuePool,
+) -> None:
+    order: list[str] = []
+
+    def on_connect(*args: Any) -> None:
+        order.append("connect")
+
+    def on_checkout(*args: Any) -> None:
+        order.append("checkout")
+
+    pool = make_queue_pool(
+        events=[(on_checkout, "checkout"), (on_connect, "connect")],
+    )
+    assert event.contains(pool, "connect", on_connect)
+    assert event.contains(pool, "checkout", on_checkout)
+    conn = pool.connect()
+    conn.close()
+    assert order == ["connect", "checkout"]
+
+
+def test_logging_configured_after_the_pool_shows_checkouts(
+    make_queue_pool: MakeQueuePool, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = make_queue_pool(logging_name="late")
+    assert pool.logger.name == f"poolhouse.pool.{QueuePool.__name__}.late"
+    with caplog.at_level(logging.DEBUG, logger=pool.logger.name):
+        conn = pool.connect()
+        conn.close()
+    assert any("checked out" in r.getMessage() for r in caplog.records)
+
+
 # -- recycle and pre-ping ------------------------------------------------------
 
 
@@ -94,6 +210,27 @@ def test_connection_older_than_recycle_is_replaced_at_checkout(
     assert_nothing_leaked(pool, dbapi)
 
 
+def test_without_recycle_connections_never_age(
+    make_queue_pool: MakeQueuePool, clock: FakeClock
+) -> None:
+    pool = make_queue_pool()
+    conn = pool.connect()
+    conn.close()
+    clock.advance(10**9)
+    with pool.connect() as conn:
+        assert number(conn) == 1
+
+
+def test_without_pre_ping_nothing_is_pinged(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool()
+    for _ in range(2):
+        conn = pool.connect()
+        conn.close()
+    assert dbapi.calls_named("cursor", "execute") == []
+
+
 def test_pre_ping_pings_at_checkout_but_not_a_new_connection(
     make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
 ) -> None:
@@ -106,6 +243,69 @@ def test_pre_ping_pings_at_checkout_but_not_a_new_connection(
         assert number(conn) == 1
     assert ("execute", 1, "SELECT 1") in dbapi.calls[mark:]
     assert dbapi.calls_named("execute") == [("execute", 1, "SELECT 1")]
+
+
+def test_expire_connections_replaces_idle_and_checked_out_at_next_checkout(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool()
+    idle = pool.connect()
+    busy = pool.connect()
+    idle.close()
+    pool.expire_connections()
+    busy.cursor().execute("SELECT 1")  # still usable until returned
+    assert not dbapi.connections[1].closed
+    busy.close()
+    first, second = pool.connect(), pool.connect()
+    assert [number(first), number(second)] == [3, 4]
+    assert dbapi.connections[0].closed and dbapi.connections[1].closed
+    first.close()
+    second.close()
+    with pool.connect() as conn:  # opened after the expiry: kept
+        assert number(conn) == 3
+
+
+def test_pre_ping_replaces_a_dead_connection_and_only_the_dead_others(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=3, max_overflow=0, pre_ping=True)
+    held = [pool.connect() for _ in range(3)]
+    for conn in held:
+        conn.close()  # idle, oldest first: 1, 2, 3
+    dbapi.calls.clear()
+    dbapi.connections[0].kill()  # FIFO: connection 1 is checked out first
+    dbapi.connections[2].kill()  # 3 went down too; 2 did not
+    with pool.connect() as conn:
+        assert number(conn) == 4  # no error for the caller
+        assert dbapi.calls == [
+            ("cursor", 1),  # the ping of 1 fails
+            ("close", 1),
+            ("connect", 4),
+        ]
+        conn.cursor().execute("SELECT 1")
+        assert dbapi.connections[0].closed
+        # Not expired: the idle ones are suspect, to be pinged.
+        assert not dbapi.connections[1].closed
+        assert not dbapi.connections[2].closed
+        assert [rec._suspect for rec in pool._slots.idle] == [True, True]
+        mark = len(dbapi.calls)
+        second = pool.connect()
+        third = pool.connect()
+        # The live one is kept, the dead one replaced.
+        assert [number(second), number(third)] == [2, 5]
+        assert dbapi.calls[mark:] == [
+            ("cursor", 2),  # the ping of 2 succeeds
+            ("execute", 2, "SELECT 1"),
+            ("cursor", 3),  # the ping of 3 fails
+            ("close", 3),
+            ("connect", 5),
+        ]
+        assert not dbapi.connections[1].closed and dbapi.connections[2].closed
+        second.close()
+        third.close()
+    assert dbapi.calls_named("connect") == [("connect", 4), ("connect", 5)]
+    assert [c.number for c in dbapi.connections if c.closed] == [1, 3]
+    assert_nothing_leaked(pool, dbapi)
 
 
 # -- checkout listeners raising DisconnectionError -----------------------------
@@ -192,6 +392,188 @@ def test_failing_invalidate_listener_during_checkout_retry_keeps_the_slot(
     assert_nothing_leaked(pool, dbapi)
 
 
+def test_checkout_invalidate_pool_error_expires_every_connection(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool()
+    first, second = pool.connect(), pool.connect()
+    first.close()
+    second.close()
+    rejected: list[int] = []
+
+    def reject_once(conn: FakeConnection, rec: object, fairy: object) -> None:
+        if not rejected:
+            rejected.append(conn.number)
+            raise exc.InvalidatePoolError("server restarted")
+
+    event.listen(pool, "checkout", reject_once)
+    with pool.connect() as conn:
+        assert number(conn) == 3
+        with pool.connect() as other:
+            assert number(other) == 4
+    assert rejected == [1]
+    assert dbapi.connections[0].closed and dbapi.connections[1].closed
+
+
+# -- other listener errors -----------------------------------------------------
+
+
+def test_failing_connect_listener_closes_the_new_connection(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    error = RuntimeError("connect listener failed")
+    fail = raiser(error)
+    event.listen(pool, "connect", fail)
+    with pytest.raises(RuntimeError) as raised:
+        pool.connect()
+    assert raised.value is error
+    assert dbapi.connections[0].closed
+    assert (pool.checkedout(), pool.checkedin()) == (0, 0)
+    event.remove(pool, "connect", fail)
+    with pool.connect() as conn:
+        assert number(conn) == 2
+
+
+def test_failing_first_connect_listener_fires_again_on_next_connect(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool()
+    calls: list[int] = []
+    error = RuntimeError("first_connect listener failed")
+
+    def on_first_connect(conn: FakeConnection, rec: object) -> None:
+        calls.append(conn.number)
+        if len(calls) == 1:
+            raise error
+
+    event.listen(pool, "first_connect", on_first_connect)
+    with pytest.raises(RuntimeError) as raised:
+        pool.connect()
+    assert raised.value is error
+    assert dbapi.connections[0].closed
+    assert (pool.checkedout(), pool.checkedin()) == (0, 0)
+    first = pool.connect()
+    second = pool.connect()
+    assert calls == [1, 2]
+    assert [number(first), number(second)] == [2, 3]
+    first.close()
+    second.close()
+
+
+def test_failing_checkout_listener_returns_the_connection(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0)
+    error = RuntimeError("checkout listener failed")
+    fail = raiser(error)
+    event.listen(pool, "checkout", fail)
+    with pytest.raises(RuntimeError) as raised:
+        pool.connect()
+    assert raised.value is error
+    assert dbapi.calls == [("connect", 1), ("rollback", 1)]
+    assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+    event.remove(pool, "checkout", fail)
+    with pool.connect() as conn:
+        assert number(conn) == 1
+
+
+def test_failing_reset_listener_propagates_but_the_record_is_returned(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool()
+    error = RuntimeError("reset listener failed")
+    event.listen(pool, "reset", raiser(error))
+    conn = pool.connect()
+    with pytest.raises(RuntimeError) as raised:
+        conn.close()
+    assert raised.value is error
+    assert dbapi.connections[0].closed
+    assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+    assert not conn.is_valid
+    conn.close()  # already returned: nothing happens
+    assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+
+
+def test_failing_checkin_listener_propagates_after_the_connection_is_back(
+    make_queue_pool: MakeQueuePool,
+) -> None:
+    pool = make_queue_pool()
+    error = RuntimeError("checkin listener failed")
+    event.listen(pool, "checkin", raiser(error))
+    conn = pool.connect()
+    with pytest.raises(RuntimeError) as raised:
+        conn.close()
+    assert raised.value is error
+    assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+    assert not conn.is_valid
+
+
+def test_failing_invalidate_listener_still_discards_the_connection(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool()
+    error = RuntimeError("invalidate listener failed")
+    fail = raiser(error)
+    event.listen(pool, "invalidate", fail)
+    conn = pool.connect()
+    with pytest.raises(RuntimeError) as raised:
+        conn.invalidate()
+    assert raised.value is error
+    assert dbapi.connections[0].closed
+    assert not conn.is_valid
+    conn.close()
+    assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+    event.remove(pool, "invalidate", fail)
+    with pool.connect() as again:
+        assert number(again) == 2
+
+
+def test_failing_close_listener_at_dispose_still_closes_every_connection(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool()
+    first, second = pool.connect(), pool.connect()
+    first.close()
+    second.close()
+    error = RuntimeError("close listener failed")
+    event.listen(pool, "close", raiser(error))
+    with pytest.raises(RuntimeError) as raised:
+        pool.dispose()
+    assert raised.value is error
+    assert dbapi.open_connections() == []
+
+
+def test_failing_close_detached_listener_still_closes_the_connection(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool()
+    error = RuntimeError("close_detached listener failed")
+    event.listen(pool, "close_detached", raiser(error))
+    conn = pool.connect()
+    conn.detach()
+    with pytest.raises(RuntimeError) as raised:
+        conn.close()
+    assert raised.value is error
+    assert dbapi.connections[0].closed
+
+
+def test_failing_detach_listener_propagates_after_the_record_is_back(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool()
+    error = RuntimeError("detach listener failed")
+    event.listen(pool, "detach", raiser(error))
+    conn = pool.connect()
+    with pytest.raises(RuntimeError) as raised:
+        conn.detach()
+    assert raised.value is error
+    assert conn.is_detached
+    assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+    conn.close()
+    assert dbapi.connections[0].closed
+
+
 # -- errors while in use, and on return ----------------------------------------
 
 
@@ -246,14 +628,117 @@ def test_failed_rollback_discards_the_connection_with_a_warning(
         assert fake(again) is dbapi.connections[1]
 
 
+def test_interrupted_rollback_discards_the_connection_and_reraises(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool()
+    conn = pool.connect()
+    dbapi.fail_rollback = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        conn.close()
+    dbapi.fail_rollback = None
+    assert dbapi.connections[0].closed
+    assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+
+
+def test_error_in_with_block_propagates_unchanged(
+    make_queue_pool: MakeQueuePool,
+) -> None:
+    pool = make_queue_pool()
+    error = FakeOperationalError("server closed")
+    with pytest.raises(FakeOperationalError) as raised:
+        with pool.connect():
+            raise error
+    assert raised.value is error
+
+
+def test_disconnect_in_with_block_invalidates_and_makes_the_idle_others_suspect(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=4, max_overflow=0)
+    seen = record(pool, "invalidate")
+    idle = [pool.connect() for _ in range(3)]
+    busy = pool.connect()  # 4: checked out during the disconnect
+    for conn in idle:
+        conn.close()  # idle, oldest first: 1, 2, 3
+    dbapi.connections[2].kill()  # 3 went down with the server; 2 did not
+    recs = checkout_records(pool)
+    caught: list[FakeOperationalError] = []
+    with pytest.raises(FakeOperationalError) as raised:
+        with pool.connect() as conn:
+            raw = fake(conn)
+            assert raw.number == 1
+            raw.kill()
+            try:
+                conn.cursor()
+            except FakeOperationalError as err:
+                caught.append(err)
+                raise
+    assert caught == [raised.value]  # propagated unchanged
+    assert raw.number == 1 and raw.closed
+    assert seen == [("invalidate", (raw, recs[0], raised.value))]
+    # Not expired: the idle ones are suspect, pinged at their next checkout.
+    assert not dbapi.connections[1].closed and not dbapi.connections[2].closed
+    assert [
+        (rec.dbapi_connection is not None, rec._suspect) for rec in pool._slots.idle
+    ] == [(True, True), (True, True), (False, False)]
+    busy.cursor().execute("SELECT 1")  # checked out: usable until returned
+    assert busy.execute("SELECT 1") == [(1,)]
+    mark = len(dbapi.calls)
+    first, second = pool.connect(), pool.connect()
+    # pre_ping is off, yet each suspect is pinged: kept if alive, else replaced.
+    assert [number(first), number(second)] == [2, 5]
+    assert dbapi.calls[mark:] == [
+        ("cursor", 2),  # the ping of 2 succeeds
+        ("execute", 2, "SELECT 1"),
+        ("cursor", 3),  # the ping of 3 fails
+        ("close", 3),
+        ("connect", 5),
+    ]
+    assert dbapi.connections[2].closed
+    busy.close()
+    first.close()
+    second.close()
+    mark = len(dbapi.calls)
+    # The invalidated record reconnects; 4, checked out during the disconnect,
+    # was never suspect: reused without a ping.
+    third, fourth = pool.connect(), pool.connect()
+    assert [number(third), number(fourth)] == [6, 4]
+    assert dbapi.calls[mark:] == [("connect", 6)]
+    assert [c.number for c in dbapi.open_connections()] == [2, 4, 5, 6]
+    third.close()
+    fourth.close()
+    assert_nothing_leaked(pool, dbapi)
+
+
+def test_handle_error_without_with_block(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool()
+    conn = pool.connect()
+    other = pool.connect()
+    other.close()  # idle, opened before the error
+    assert pool.handle_error(conn, FakeProgrammingError("syntax")) is False
+    assert conn.is_valid
+    assert pool.handle_error(conn, FakeOperationalError("gone")) is True
+    assert not conn.is_valid
+    assert dbapi.connections[0].closed
+    assert (pool.checkedout(), pool.checkedin()) == (0, 2)  # returned at once
+    calls = list(dbapi.calls)
+    conn.close()  # does nothing
+    assert dbapi.calls == calls
+    with pool.connect() as suspect:
+        assert number(suspect) == 2  # pinged and kept, not replaced
+        assert dbapi.calls[len(calls) :] == [
+            ("cursor", 2),
+            ("execute", 2, "SELECT 1"),
+        ]
+        with pool.connect() as invalidated:
+            assert number(invalidated) == 3  # the empty record reconnects
+    assert not dbapi.connections[1].closed
+
+
 # -- detach --------------------------------------------------------------------
-
-
-def checkout_records(pool: QueuePool) -> list[ConnectionRecord]:
-    """Collect the record of every checkout of *pool* from here on."""
-    recs: list[ConnectionRecord] = []
-    event.listen(pool, "checkout", lambda conn, rec, fairy: recs.append(rec))
-    return recs
 
 
 def test_detach_takes_the_connection_out_of_the_pool(

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from poolhouse import QueuePool
+from poolhouse import event
 from poolhouse import exc
 
 from ..fakedbapi import FakeDBAPI
@@ -125,3 +127,38 @@ def test_zero_timeout_fails_at_once_when_full(
     assert_nothing_leaked(pool, dbapi)
     with pool.connect() as conn:  # nothing leaked
         assert number(conn) == 1
+
+
+def test_dispose_without_close_drops_idle_connections_unclosed(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=2)
+    conns = [pool.connect() for _ in range(2)]
+    for conn in conns:
+        conn.close()
+    closes: list[Any] = []
+    event.listen(pool, "close", lambda c, r: closes.append(c))
+    pool.dispose(close=False)
+    assert dbapi.calls_named("close") == [] and closes == []
+    assert pool.checkedin() == 0
+    assert number(pool.connect()) == 3
+
+
+def test_dispose_without_close_drops_checked_out_connections_on_return(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    """After fork, a connection the parent had checked out is the parent's:
+    the child drops it when it comes back, and never closes it."""
+    pool = make_queue_pool(pool_size=2)
+    held = pool.connect()
+    pool.dispose(close=False)
+    held.close()
+    again = pool.connect()  # the old connection is expired: dropped, not closed
+    assert number(again) == 2
+    assert dbapi.calls_named("close") == []
+    again.close()
+    # Connections opened after the dispose are closed as usual.
+    pool.expire_connections()
+    conn = pool.connect()
+    conn.close()
+    assert dbapi.calls_named("close") == [("close", 2)]

@@ -119,6 +119,8 @@ def connect_method(
         return Checkout(self, checkout)
 
     connect.__doc__ = checkout.__doc__
+    connect.__module__ = checkout.__module__
+    connect.__qualname__ = checkout.__qualname__.rpartition(".")[0] + ".connect"
     return connect
 
 

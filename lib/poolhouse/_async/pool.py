@@ -388,7 +388,7 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
                 )
             if reason is not None:
                 self.logger.info("replacing connection %r: %s", conn, reason)
-                await self._retire(rec)
+                await rec._close_connection()
                 conn = None
             elif rec._suspect or (self._pre_ping and not rec._fresh):
                 conn = await self._pinged(rec, conn)
@@ -480,7 +480,7 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
             conn = rec.dbapi_connection
             if self._log_cache.get(logging.DEBUG) is not False:
                 self.logger.debug("checking in %r (reset: %s)", conn, self._reset_style)
-            if conn is not None:
+            if conn is not None and rec._generation > self._disowned_generation:
                 await self._reset(rec, conn)
             listeners = self._listeners.checkin
             if listeners:
@@ -593,11 +593,10 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
     async def _discard_records(
         self,
         records: Iterable[AsyncConnectionRecord[ConnT]],
-        close: bool = True,
         after_each: Callable[[AsyncConnectionRecord[ConnT]], None] | None = None,
     ) -> None:
-        """Close (or, with ``close=False``, drop) every record's connection,
-        even if a ``close`` listener fails.
+        """Close every record's connection (drop a disowned one), even if a
+        ``close`` listener fails.
 
         :param after_each: called with each record once it is done.
         :raises: the first listener error, once all are done.
@@ -605,10 +604,7 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
         first_error: BaseException | None = None
         for rec in records:
             try:
-                if close:
-                    await rec._close_connection()
-                else:
-                    self._abandoned.append(rec._drop_connection())
+                await rec._close_connection()
             except BaseException as err:
                 if first_error is None:
                     first_error = err
@@ -627,22 +623,17 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
         """Expire every connection opened so far, and log and discard the idle
         records *dispose* took out of the pool.
 
-        With ``close=False`` the expired connections are disowned too: those
-        checked out now are dropped, not closed, when they come back.
+        With ``close=False`` the expired connections are disowned too: they
+        are dropped, never reset or closed, including those checked out now
+        when they come back.  Call it once, right after ``fork()``: a second
+        call would disown the child's own connections as well.
         """
         if not close:
             self._disowned_generation = self._generation
         self._generation += 1
         how = "closing" if close else "dropping (not closing)"
         self.logger.info("disposing: %s %d idle connections", how, len(idle))
-        await self._discard_records(idle, close, after_each)
-
-    async def _retire(self, rec: AsyncConnectionRecord[ConnT]) -> None:
-        """Close a stale record's connection, or drop it if it was disowned."""
-        if rec._generation <= self._disowned_generation:
-            self._abandoned.append(rec._drop_connection())
-        else:
-            await rec._close_connection()
+        await self._discard_records(idle, after_each)
 
 
 publish_signature(AsyncPool)
@@ -701,7 +692,7 @@ class AsyncStaticPool(AsyncPool[ConnT]):
     async def _do_return_conn(self, rec: AsyncConnectionRecord[ConnT]) -> None:
         if rec is not self._record:
             # Replaced by dispose() while in use: its last user is done.
-            await self._retire(rec)
+            await rec._close_connection()
 
     def _idle_records(self) -> Iterable[AsyncConnectionRecord[ConnT]]:
         rec = self._record
@@ -714,10 +705,13 @@ class AsyncStaticPool(AsyncPool[ConnT]):
         :param close: ``False`` drops an idle shared connection without
             closing it (for a child process after ``fork()``).
         """
+        # All under the connect lock: a checkout that found this record
+        # either counted itself before (so it is not idle), or waits and
+        # then reopens it for itself.
         async with self._shared_lock():
             rec, self._record = self._record, None
-        idle = [rec] if rec is not None and not rec._checkouts else []
-        await self._dispose_idle(idle, close)
+            idle = [rec] if rec is not None and not rec._checkouts else []
+            await self._dispose_idle(idle, close)
 
     def status(self) -> str:
         rec = self._record

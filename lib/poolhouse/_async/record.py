@@ -153,8 +153,13 @@ class AsyncConnectionRecord(Generic[ConnT]):
         conn = self.dbapi_connection
         if conn is None:
             return
-        self.dbapi_connection = None
         pool = self._pool
+        if self._generation <= pool._disowned_generation:
+            # Another process's connection (dispose(close=False) after
+            # fork): forget it, never close it.
+            pool._abandoned.append(self._drop_connection())
+            return
+        self.dbapi_connection = None
         try:
             listeners = pool._listeners.close
             if fire and listeners:

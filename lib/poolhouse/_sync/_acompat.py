@@ -62,8 +62,18 @@ def reclaim(pool: Any, rec: Any) -> None:
         pool._checkin(rec)
     else:
         threading.Thread(
-            target=pool._checkin, args=(rec,), name="poolhouse-reclaim", daemon=True
+            target=_checkin_logged,
+            args=(pool, rec),
+            name="poolhouse-reclaim",
+            daemon=True,
         ).start()
+
+
+def _checkin_logged(pool: Any, rec: Any) -> None:
+    try:
+        pool._checkin(rec)
+    except Exception:
+        pool.logger.exception("returning a garbage-collected connection failed")
 
 
 def new_waiter(pool: Any) -> Waiter:

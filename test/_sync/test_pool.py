@@ -1,0 +1,59 @@
+# generated from _async/test_pool.py by tools/unasync.py: do not edit
+"""What the pool base class and its small classes do beyond the shared
+contract: constructor keywords, and AssertionPool's single checkout."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from poolhouse import AssertionPool
+from poolhouse import ConnectionFairy
+from poolhouse import NullPool
+from poolhouse import Pool
+from poolhouse import QueuePool
+
+from ..fakedbapi import FakeDBAPI
+from ..fakedbapi import FakeDialect
+from .support import number
+
+
+def test_unknown_keyword_names_the_class_and_the_option_meant(
+    dbapi: FakeDBAPI,
+) -> None:
+    with pytest.raises(
+        TypeError, match=r"QueuePool .*'pool_sise' \(did you mean pool_size\?\)"
+    ):
+        QueuePool(dbapi.connect, pool_sise=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"NullPool .*'pool_size'"):
+        NullPool(dbapi.connect, pool_size=3)  # type: ignore[call-arg]
+
+
+def first_checkout_site(pool: Pool) -> ConnectionFairy:
+    return pool.connect()
+
+
+def test_assertionpool_allows_one_checkout_and_says_where_it_was(
+    dbapi: FakeDBAPI, dialect: FakeDialect
+) -> None:
+    pool = AssertionPool(dbapi.connect, dialect=dialect)
+    first = first_checkout_site(pool)
+    with pytest.raises(AssertionError) as info:
+        pool.connect()
+    message = str(info.value)
+    assert repr(pool) in message
+    assert "already checked out" in message
+    assert "return it" in message
+    # The traceback of the first checkout, not of the second.
+    assert "in first_checkout_site" in message
+    site = inspect.getsource(first_checkout_site).splitlines()[-1].strip()
+    assert site.startswith("return ") and site.endswith("pool.connect()")
+    assert site in message
+    assert __file__ in message
+    assert pool.status() == f"{pool!r}: one connection, checked out"
+    first.close()
+    assert pool.status() == f"{pool!r}: one connection, not checked out"
+    with pool.connect() as again:  # the same connection, reused
+        assert number(again) == 1
+    assert dbapi.calls_named("connect") == [("connect", 1)]
