@@ -497,3 +497,19 @@ def test_pool_size_zero_with_max_overflow_zero_means_no_limit(
         conn.close()
     assert pool.checkedin() == 20  # all kept
     assert len(dbapi.open_connections()) == 20
+
+
+def test_resilience_options_are_read_from_strings(dbapi: FakeDBAPI) -> None:
+    pool = pool_from_config(
+        {
+            "pool.max_uses": "100",
+            "pool.max_lifetime": "1800",
+            "pool.ping_interval": "0.5",
+        },
+        creator=dbapi.connect,
+    )
+    assert (pool._max_uses, pool._max_lifetime, pool._ping_interval) == (100, 1800, 0.5)
+    pool = pool_from_config(
+        {"pool.max_uses": "none", "pool.max_lifetime": ""}, creator=dbapi.connect
+    )
+    assert (pool._max_uses, pool._max_lifetime) == (None, None)

@@ -171,15 +171,15 @@ def test_connection_returned_when_pool_size_are_idle_is_closed(
     assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == (2, 0, 0)
 
 
-def test_threads_above_pool_size_do_not_reconnect(
+def test_threads_above_pool_size_reconnect_rarely(
     dbapi: FakeDBAPI, dialect: FakeDialect
 ) -> None:
     """16 threads on 8+8, 3,200 checkouts.  A connection returned while 8 are
-    idle is still closed (as in SQLAlchemy), so a few reconnects happen; the
-    churn before Core v2 was one reconnect per checkout or so."""
+    idle is still closed (as in SQLAlchemy), so a reconnect can happen, but
+    not once per checkout as before Core v2."""
     pool = QueuePool(dbapi.connect, pool_size=8, max_overflow=8, dialect=dialect)
     run_together(16, lambda i: cycle_with_cursor(pool, 200))
-    assert len(dbapi.calls_named("connect")) < 3200 / 10
+    assert len(dbapi.calls_named("connect")) <= 32
     assert pool.checkedout() == 0
 
 

@@ -266,15 +266,68 @@ def stale_reason(
     pool_generation: int,
     age: float,
     recycle: float,
+    lifetime: float,
+    uses: int,
+    max_uses: int | None,
 ) -> str | None:
-    """Say why a connection must be replaced before use, if it must."""
+    """Say why a connection must be replaced before use, if it must.
+
+    :param lifetime: this connection's *max_lifetime*, jitter applied
+        (``inf`` when unset).
+    :param uses: how many times it was checked out so far.
+    """
     if soft_invalidated:
         return "soft-invalidated"
     if generation != pool_generation:
         return "expired"
     if recycle >= 0 and age > recycle:
         return "older than recycle"
+    if age > lifetime:
+        return "older than max_lifetime"
+    if max_uses is not None and uses >= max_uses:
+        return f"used {uses} times (max_uses)"
     return None
+
+
+#: How much shorter than *max_lifetime* a connection's own lifetime may be,
+#: so that connections opened together are not all replaced together.
+LIFETIME_JITTER = 0.05
+
+
+def jittered_lifetime(max_lifetime: float | None, draw: Callable[[], float]) -> float:
+    """One connection's lifetime: *max_lifetime* less up to 5%, or ``inf``.
+
+    :param draw: returns a float in [0, 1) (``random.random``).
+    """
+    if max_lifetime is None:
+        return float("inf")
+    return max_lifetime * (1.0 - LIFETIME_JITTER * draw())
+
+
+def check_optional_count(name: str, value: object) -> int | None:
+    """Return *value* if it is ``None`` or an int >= 1."""
+    if value is None:
+        return None
+    return check_int(name, value, 1, "use None (no limit) or an int >= 1")
+
+
+def check_optional_seconds(name: str, value: object) -> float | None:
+    """Return *value* as float seconds if it is ``None`` or a number > 0."""
+    if value is None:
+        return None
+    seconds = check_seconds(name, value, "use None (never) or seconds > 0")
+    if seconds == 0:
+        raise ValueError(f"{name}=0 is invalid: use None (never) or seconds > 0")
+    return seconds
+
+
+def pool_closed_error(pool: object) -> exc.PoolClosedError:
+    """The error for a checkout from (or a wait in) a closed pool."""
+    return exc.PoolClosedError(
+        f"{pool!r} is closed; create a new pool (or use recreate()) to check "
+        "out connections again",
+        pool=pool,
+    )
 
 
 def retry_error(pool: object, err: exc.DisconnectionError) -> exc.InvalidRequestError:

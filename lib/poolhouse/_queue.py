@@ -38,6 +38,8 @@ class Marker:
 CREATE: Final = Marker("CREATE")
 #: Answer of :meth:`SlotQueue.give_back`: the item is surplus, close it.
 CLOSE: Final = Marker("CLOSE")
+#: What a waiter is granted when its pool closes: fail the checkout.
+CLOSED: Final = Marker("CLOSED")
 
 
 class SlotQueue(Generic[_T, _W]):
@@ -118,6 +120,33 @@ class SlotQueue(Generic[_T, _W]):
         except ValueError:
             return False
         return True
+
+    def resize(self, pool_size: int, max_overflow: int) -> tuple[list[_T], list[_W]]:
+        """Change the limits.
+
+        :return: the idle items beyond the new *pool_size* (counted as
+            closing: the caller closes each and calls ``free_slot(closed=True)``)
+            and the waiters that now have room (each owns a slot: it must
+            open an item).  Items in use beyond a lowered limit are closed as
+            they come back, once *pool_size* are idle.
+        """
+        self.pool_size = pool_size
+        self.max_overflow = max_overflow
+        surplus = []
+        while pool_size and len(self.idle) > pool_size:
+            surplus.append(self.idle.popleft())
+        self.closing += len(surplus)
+        admitted = []
+        while self.waiters and self.has_room():
+            self.opened += 1
+            admitted.append(self.waiters.popleft())
+        return surplus, admitted
+
+    def remove_waiters(self) -> list[_W]:
+        """Remove and return every waiter (the pool is closing)."""
+        waiters = list(self.waiters)
+        self.waiters.clear()
+        return waiters
 
     def give_back(self, item: _T) -> _W | Marker | None:
         """Return a checked-in item.

@@ -58,6 +58,10 @@ def _to_echo(text: str) -> bool | str | None:
     raise ValueError(f"use debug, none, or one of {', '.join(sorted(_TRUE | _FALSE))}")
 
 
+def _optional(convert: Callable[[str], Any], text: str) -> Any:
+    return None if text.strip().lower() in ("none", "") else convert(text)
+
+
 def _to_name(text: str) -> str | None:
     return text or None
 
@@ -69,6 +73,9 @@ _POOL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "logging_name": _to_name,
     "reset_on_return": _to_reset,
     "pre_ping": _to_bool,
+    "ping_interval": float,
+    "max_lifetime": lambda text: _optional(float, text),
+    "max_uses": lambda text: _optional(int, text),
 }
 _CLASS_OPTIONS: dict[type[Pool[Any]], dict[str, Callable[[str], Any]]] = {
     QueuePool: {

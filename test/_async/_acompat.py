@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from collections.abc import Callable
 from typing import Any
 
 from poolhouse.aio import AsyncPool
@@ -21,3 +23,21 @@ async def checkpoint() -> None:
 #: Pool classes only this side has, with the class-specific arguments that
 #: recreate() must carry over: none for asyncio.
 ONLY_HERE: dict[type[AsyncPool], dict[str, Any]] = {}
+
+
+class Background:
+    """Runs *fn* alongside the test: a task here, a thread on the other side.
+
+    :param fn: a coroutine function taking no argument.
+    """
+
+    def __init__(self, fn: Callable[[], Awaitable[Any]]) -> None:
+        self._task = asyncio.ensure_future(fn())
+
+    def is_running(self) -> bool:
+        return not self._task.done()
+
+    async def result(self, timeout: float = 10) -> Any:
+        """Wait for it to end (at most *timeout* seconds) and return its
+        result, or raise its exception."""
+        return await asyncio.wait_for(self._task, timeout)

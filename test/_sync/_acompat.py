@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from poolhouse import Pool
@@ -19,3 +21,34 @@ def checkpoint() -> None:
 #: Pool classes only this side has, with the class-specific arguments that
 #: recreate() must carry over.
 ONLY_HERE: dict[type[Pool], dict[str, Any]] = {SingletonThreadPool: {"pool_size": 3}}
+
+
+class Background:
+    """Runs *fn* alongside the test: a thread here, a task on the other side.
+
+    :param fn: a function taking no argument.
+    """
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._outcome: list[Any] = []
+        self._thread = threading.Thread(target=self._run, args=(fn,))
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        try:
+            self._outcome[:] = [True, fn()]
+        except BaseException as err:  # noqa: BLE001  # re-raised by result()
+            self._outcome[:] = [False, err]
+
+    def is_running(self) -> bool:
+        return self._thread.is_alive()
+
+    def result(self, timeout: float = 10) -> Any:
+        """Wait for it to end (at most *timeout* seconds) and return its
+        result, or raise its exception."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "still running after the timeout"
+        ok, value = self._outcome
+        if not ok:
+            raise value
+        return value

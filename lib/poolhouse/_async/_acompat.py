@@ -56,6 +56,23 @@ async def emit(
             await result
 
 
+#: Set once, waited for by one or more tasks (``close()`` waiting for the
+#: connections still out); binds to the running loop at first use.
+Event = asyncio.Event
+
+
+async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait until *event* is set or *timeout* seconds pass; tell which."""
+    if timeout is None:
+        await event.wait()
+        return True
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        return event.is_set()
+    return True
+
+
 def bind_loop(pool: Any) -> None:
     """Bind *pool* to the running loop at its first checkout; refuse another."""
     loop = asyncio.get_running_loop()

@@ -208,6 +208,13 @@ class AsyncConnectionFairy(Generic[ConnT]):
                 f"{self!r} was invalidated; close it and call pool.connect() for "
                 "a new connection"
             )
+        rec = self._rec
+        if rec is not None and rec.dbapi_connection is not conn:
+            raise exc.InvalidRequestError(
+                f"{self!r}: the pool closed this connection under you (terminate(), "
+                "or another user of a shared connection invalidated it); close it "
+                "and call pool.connect() for a new one"
+            )
         return conn
 
     def _check_not_returned(self) -> None:

@@ -16,7 +16,9 @@ from .. import exc
 from .._decisions import check_bool
 from .._decisions import check_int
 from .._decisions import check_seconds
+from .._decisions import pool_closed_error
 from .._decisions import queue_status
+from .._queue import CLOSED
 from .._queue import CREATE
 from .._queue import SlotQueue
 from .._typing import AsyncCreator
@@ -55,6 +57,9 @@ class AsyncQueuePool(AsyncPool[ConnT]):
     :param events: as for the pool base class.
     :param dialect: as for the pool base class.
     :param pre_ping: as for the pool base class.
+    :param ping_interval: as for the pool base class.
+    :param max_lifetime: as for the pool base class.
+    :param max_uses: as for the pool base class.
     """
 
     def __init__(
@@ -72,6 +77,9 @@ class AsyncQueuePool(AsyncPool[ConnT]):
         events: Iterable[tuple[Callable[..., Any], str]] | None = None,
         dialect: AsyncDialectLike | None = None,
         pre_ping: bool = False,
+        ping_interval: float = 0.0,
+        max_lifetime: float | None = None,
+        max_uses: int | None = None,
     ) -> None:
         check_int("pool_size", pool_size, 0, "use 0 (no limit) or a positive int")
         check_int("max_overflow", max_overflow, -1, "use -1 (no limit) or an int >= 0")
@@ -89,6 +97,9 @@ class AsyncQueuePool(AsyncPool[ConnT]):
             events=events,
             dialect=dialect,
             pre_ping=pre_ping,
+            ping_interval=ping_interval,
+            max_lifetime=max_lifetime,
+            max_uses=max_uses,
         )
         self._pool_size = pool_size
         self._max_overflow = max_overflow
@@ -101,6 +112,8 @@ class AsyncQueuePool(AsyncPool[ConnT]):
     async def _do_get(self) -> AsyncConnectionRecord[ConnT]:
         slots = self._slots
         with self._lock:
+            if self._closed:
+                raise pool_closed_error(self)
             got = slots.take()
             if got is None:
                 waiter = _acompat.new_waiter(self)
@@ -113,6 +126,8 @@ class AsyncQueuePool(AsyncPool[ConnT]):
             except BaseException:
                 self._free_slot()
                 raise
+        if got is CLOSED:
+            raise pool_closed_error(self)
         return got  # type: ignore[return-value]  # a record: CREATE is handled
 
     async def _wait(self, waiter: _acompat.Waiter) -> Any:
@@ -175,6 +190,18 @@ class AsyncQueuePool(AsyncPool[ConnT]):
     def _idle_records(self) -> Iterable[AsyncConnectionRecord[ConnT]]:
         return self._slots.idle
 
+    def _in_use(self) -> int:
+        return self._slots.checked_out()
+
+    def _forget_records(self) -> None:
+        self._slots = SlotQueue(self._pool_size, self._max_overflow, self._use_lifo)
+
+    def _fail_waiters(self) -> None:
+        with self._lock:
+            waiters = self._slots.remove_waiters()
+            for waiter in waiters:
+                waiter.grant(CLOSED)
+
     async def dispose(self, close: bool = True) -> None:
         """Close every idle connection and expire the checked-out ones.
 
@@ -187,6 +214,33 @@ class AsyncQueuePool(AsyncPool[ConnT]):
         with self._lock:
             idle = self._slots.drain_idle()
         await self._dispose_idle(idle, close, after_each=self._closed_one)
+
+    async def resize(self, pool_size: int, max_overflow: int | None = None) -> None:
+        """Change *pool_size* (and *max_overflow*) of a running pool.
+
+        Idle connections beyond the new *pool_size* are closed now; callers
+        waiting get the room a larger limit makes; connections in use beyond
+        a smaller one are closed as they come back.
+
+        :param pool_size: as for the constructor.
+        :param max_overflow: as for the constructor; ``None`` keeps it.
+        """
+        check_int("pool_size", pool_size, 0, "use 0 (no limit) or a positive int")
+        if max_overflow is None:
+            max_overflow = self._max_overflow
+        check_int("max_overflow", max_overflow, -1, "use -1 (no limit) or an int >= 0")
+        with self._lock:
+            self._pool_size, self._max_overflow = pool_size, max_overflow
+            surplus, admitted = self._slots.resize(pool_size, max_overflow)
+            for waiter in admitted:
+                waiter.grant(CREATE)
+        self.logger.info(
+            "resized to pool_size=%d, max_overflow=%d: closing %d idle connections",
+            pool_size,
+            max_overflow,
+            len(surplus),
+        )
+        await self._discard_records(surplus, after_each=self._closed_one)
 
     def _closed_one(self, rec: AsyncConnectionRecord[ConnT]) -> None:
         self._free_slot(closed=True)

@@ -26,6 +26,16 @@ IOLock = threading.Lock
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+#: Set once, waited for by one or more threads (``close()`` waiting for the
+#: connections still out).
+Event = threading.Event
+
+
+def wait_event(event: threading.Event, timeout: float | None) -> bool:
+    """Wait until *event* is set or *timeout* seconds pass; tell which."""
+    return event.wait(timeout)
+
+
 def call_creator(creator: Callable[..., Any], *args: Any) -> Any:
     """Call *creator*."""
     return creator(*args)

@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import abc
 import logging
+import math
+import os
+import random
 import time
 import traceback
+import weakref
 from collections.abc import Callable
 from collections.abc import Iterable
+from types import TracebackType
 from typing import Any
 from typing import ClassVar
 from typing import Generic
@@ -33,9 +38,13 @@ from .._decisions import PoolResetState
 from .._decisions import check_bool
 from .._decisions import check_dialect
 from .._decisions import check_events
+from .._decisions import check_optional_count
+from .._decisions import check_optional_seconds
 from .._decisions import check_recycle
+from .._decisions import check_seconds
 from .._decisions import creator_wants_record
 from .._decisions import disconnect_test
+from .._decisions import pool_closed_error
 from .._decisions import publish_signature
 from .._decisions import reset_style
 from .._decisions import retry_error
@@ -54,6 +63,20 @@ from .fairy import ConnectionFairy
 from .record import ConnectionRecord
 
 _PoolT = TypeVar("_PoolT", bound="Pool[Any]")
+
+
+#: Every pool alive in this process, for the fork handler.
+_live_pools: weakref.WeakSet[Pool[Any]] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """Make every pool forget the parent's connections (``os.fork()``)."""
+    for pool in list(_live_pools):
+        pool._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Pool(abc.ABC, Generic[ConnT]):
@@ -78,6 +101,14 @@ class Pool(abc.ABC, Generic[ConnT]):
         disconnects; ``None`` picks one from the first connection's driver.
     :param pre_ping: ping each connection at checkout and replace it
         transparently if it is dead.
+    :param ping_interval: with *pre_ping*, skip the ping of a connection
+        returned less than this many seconds ago.  Default 0 (always ping).
+    :param max_lifetime: replace a connection at checkout once it is this
+        many seconds old; unlike *recycle*, each connection's limit is up to
+        5% shorter, drawn at random, so connections opened together are not
+        all replaced together.  ``None`` (default): never.
+    :param max_uses: replace a connection after this many checkouts; ``None``
+        (default): never.
     :raises TypeError: an argument has the wrong type, or is not one this
         pool class takes.
     :raises ValueError: an argument is out of range.
@@ -114,6 +145,9 @@ class Pool(abc.ABC, Generic[ConnT]):
         events: Iterable[tuple[Callable[..., Any], str]] | None = None,
         dialect: DialectLike | None = None,
         pre_ping: bool = False,
+        ping_interval: float = 0.0,
+        max_lifetime: float | None = None,
+        max_uses: int | None = None,
     ) -> None:
         if not callable(creator):
             raise TypeError(
@@ -132,6 +166,15 @@ class Pool(abc.ABC, Generic[ConnT]):
         self._reset_style = reset_style(reset_on_return)
         self._reset_on_return = reset_on_return
         self._pre_ping = check_bool("pre_ping", pre_ping)
+        self._ping_interval = check_seconds(
+            "ping_interval", ping_interval, "use seconds >= 0 (0: ping every checkout)"
+        )
+        self._max_lifetime = check_optional_seconds("max_lifetime", max_lifetime)
+        self._max_uses = check_optional_count("max_uses", max_uses)
+        #: Whether a checkout must look at the connection's age or use count.
+        self._ages = recycle >= 0 or max_lifetime is not None or max_uses is not None
+        #: Draws each connection's *max_lifetime* jitter; tests replace it.
+        self._random: Callable[[], float] = random.random
         if dialect is not None:
             check_dialect(dialect, self._pre_ping)
         self._explicit_dialect = dialect
@@ -167,6 +210,19 @@ class Pool(abc.ABC, Generic[ConnT]):
         self._deadlines: Any = None
         # Strong references keep an asyncio pool's reclaim tasks alive.
         self._background: set[Any] = set()
+        #: Set by close(): checkouts fail, returned connections are closed.
+        self._closed = False
+        #: Records of this generation or older need care when returned: all
+        #: of them once the pool is closed, those from before a drain() or a
+        #: fork.  One comparison on the checkin path covers them all.
+        self._special_generation: float = -1
+        #: Records of this generation or older came from the parent process.
+        self._forked_generation = -1
+        #: Set once the last connection out at close() came back.
+        self._all_returned: Any = None
+        #: Every record alive, for terminate().
+        self._records: weakref.WeakSet[ConnectionRecord[ConnT]] = weakref.WeakSet()
+        _live_pools.add(self)
         self._listeners = event._register_pool(self)
         if events is not None:
             self._listen_at_construction(events)
@@ -204,6 +260,75 @@ class Pool(abc.ABC, Generic[ConnT]):
         """
         self._generation += 1
         self.logger.info("expired every connection opened so far")
+
+    def close(self, timeout: float | None = None) -> None:
+        """Close the pool: no more checkouts, idle connections closed now.
+
+        New checkouts (and callers waiting for one) fail with
+        :class:`~poolhouse.exc.PoolClosedError`; connections checked out now
+        are closed when they come back.  Calling it again only waits again.
+
+        :param timeout: seconds to wait for the connections checked out now
+            to come back; ``None`` waits for ever, ``0`` not at all.
+        :return: once every connection came back, or *timeout* passed (a
+            warning then says how many are still out).
+        """
+        if timeout is not None:
+            check_seconds("timeout", timeout, "use seconds >= 0, or None to wait")
+        if not self._closed:
+            self._all_returned = _acompat.Event()
+            self._closed = True
+            self._special_generation = math.inf
+            self.logger.info("closing: %d connections checked out", self._in_use())
+            self._fail_waiters()
+            self.dispose()
+        if not self._in_use():
+            return
+        if not _acompat.wait_event(self._all_returned, timeout):
+            self.logger.warning(
+                "%r: closed with %d connections still checked out after %.2fs; "
+                "they are closed when returned",
+                self,
+                self._in_use(),
+                timeout,
+            )
+
+    def terminate(self) -> None:
+        """Close the pool and every connection now, checked-out ones included.
+
+        A connection checked out now then refuses every use with a clear
+        :class:`~poolhouse.exc.InvalidRequestError`; closing it is still
+        fine.  Idempotent.
+        """
+        self.close(timeout=0)
+        busy = [rec for rec in list(self._records) if rec.dbapi_connection is not None]
+        self.logger.info("terminating: closing %d connections in use", len(busy))
+        self._discard_records(busy)
+
+    def drain(self) -> None:
+        """Replace every connection, calling the creator afresh (so rotated
+        credentials apply): idle connections are closed now, checked-out
+        ones when they come back.
+        """
+        self._special_generation = max(self._special_generation, self._generation)
+        self.logger.info("draining: every connection open now is replaced")
+        self.dispose()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` or :meth:`terminate` was called."""
+        return self._closed
+
+    def __enter__(self) -> Pool[ConnT]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
     @abc.abstractmethod
     def dispose(self, close: bool = True) -> None:
@@ -248,6 +373,14 @@ class Pool(abc.ABC, Generic[ConnT]):
     def _idle_records(self) -> Iterable[ConnectionRecord[ConnT]]:
         """The records not checked out now (called under the lock)."""
 
+    def _in_use(self) -> int:
+        """How many connections are checked out now."""
+        return sum(1 for rec in list(self._records) if rec._checkouts)
+
+    def _fail_waiters(self) -> None:
+        """Wake the callers waiting for a connection with PoolClosedError
+        (pools that make callers wait override this)."""
+
     # -- construction -------------------------------------------------------------
 
     def _set_dialect(self, dialect: Any) -> None:
@@ -272,6 +405,9 @@ class Pool(abc.ABC, Generic[ConnT]):
             "reset_on_return": self._reset_on_return,
             "dialect": self._explicit_dialect,
             "pre_ping": self._pre_ping,
+            "ping_interval": self._ping_interval,
+            "max_lifetime": self._max_lifetime,
+            "max_uses": self._max_uses,
         }
 
     def _recreated(self, new: _PoolT) -> _PoolT:
@@ -286,6 +422,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         """Open a new record (I/O; never called under the pool lock)."""
         rec = self._record_class(self)
         rec._connect()
+        self._records.add(rec)
         return rec
 
     def _on_new_connection(self, rec: ConnectionRecord[ConnT]) -> None:
@@ -325,6 +462,8 @@ class Pool(abc.ABC, Generic[ConnT]):
             a second event loop.
         """
         # Make a record usable and wrap it in a fairy; give it back on failure.
+        if self._closed:
+            raise pool_closed_error(self)
         rec = self._do_get()
         attempts = CHECKOUT_ATTEMPTS
         while True:
@@ -378,7 +517,7 @@ class Pool(abc.ABC, Generic[ConnT]):
             if (
                 rec._soft_invalidated
                 or rec._generation != self._generation
-                or self._recycle >= 0
+                or self._ages
             ):
                 reason = stale_reason(
                     soft_invalidated=rec._soft_invalidated,
@@ -386,19 +525,30 @@ class Pool(abc.ABC, Generic[ConnT]):
                     pool_generation=self._generation,
                     age=self._clock() - rec.starttime,
                     recycle=self._recycle,
+                    lifetime=rec._lifetime,
+                    uses=rec._uses,
+                    max_uses=self._max_uses,
                 )
             if reason is not None:
                 self.logger.info("replacing connection %r: %s", conn, reason)
                 rec._close_connection()
                 conn = None
-            elif rec._suspect or (self._pre_ping and not rec._fresh):
+            elif rec._suspect or (
+                self._pre_ping and not rec._fresh and not self._used_lately(rec)
+            ):
                 conn = self._pinged(rec, conn)
         if conn is None:
             rec._connect()
             conn = rec.dbapi_connection
             assert conn is not None  # _connect() sets it or raises
         rec._fresh = False
+        rec._uses += 1
         return conn
+
+    def _used_lately(self, rec: ConnectionRecord[ConnT]) -> bool:
+        """Tell whether *rec* came back less than *ping_interval* ago."""
+        interval = self._ping_interval
+        return interval > 0 and self._clock() - rec._last_used < interval
 
     def _pinged(self, rec: ConnectionRecord[ConnT], conn: ConnT) -> ConnT | None:
         """Ping *rec*'s connection; return it if alive, else ``None`` (closed)."""
@@ -493,7 +643,28 @@ class Pool(abc.ABC, Generic[ConnT]):
         finally:
             if not self._shares_records:
                 rec._checkouts = 0
+            if self._ping_interval:
+                rec._last_used = self._clock()
+            if rec._generation <= self._special_generation:
+                self._checkin_special(rec)
+            else:
+                self._do_return_conn(rec)
+
+    def _checkin_special(self, rec: ConnectionRecord[ConnT]) -> None:
+        """Take back a record into a closed or drained pool, or one from
+        before a fork."""
+        if rec._generation <= self._forked_generation:
+            # Checked out by the parent process: its connection and its slot
+            # are the parent's.  Keep the connection referenced, unclosed.
+            if rec.dbapi_connection is not None:
+                self._abandoned.append(rec._drop_connection())
+            return
+        try:
+            rec._close_connection()  # the pool is closed, or drained
+        finally:
             self._do_return_conn(rec)
+            if self._all_returned is not None and not self._in_use():
+                self._all_returned.set()
 
     def _reset(
         self,
@@ -581,6 +752,30 @@ class Pool(abc.ABC, Generic[ConnT]):
 
     # -- disconnects and disposal ---------------------------------------------------
 
+    def _after_fork(self) -> None:
+        """In a child process just forked: forget every connection of the
+        parent, never closing one (its socket is the parent's), and start
+        afresh with new locks."""
+        self._lock = _acompat.BookkeepingLock()
+        self._first_connect_lock = _acompat.IOLock()
+        if self._connect_lock is not None:
+            self._connect_lock = _acompat.IOLock()
+        self._loop = None
+        self._deadlines = None
+        self._background = set()
+        self._forked_generation = self._disowned_generation = self._generation
+        self._special_generation = max(self._special_generation, self._generation)
+        self._generation += 1
+        for rec in list(self._records):
+            if rec.dbapi_connection is not None:
+                self._abandoned.append(rec._drop_connection())
+        self._records = weakref.WeakSet()
+        self._forget_records()
+
+    @abc.abstractmethod
+    def _forget_records(self) -> None:
+        """Drop the bookkeeping of every record (after a fork: the parent's)."""
+
     def _mark_suspects(self) -> None:
         """Mark every idle connection to be pinged at its next checkout: one
         was found disconnected, and these may have gone with it."""
@@ -653,6 +848,9 @@ class NullPool(Pool[ConnT]):
     def _idle_records(self) -> Iterable[ConnectionRecord[ConnT]]:
         return ()
 
+    def _forget_records(self) -> None:
+        pass  # this pool keeps none
+
     def dispose(self, close: bool = True) -> None:
         """Nothing to do: this pool holds no idle connection.
 
@@ -696,6 +894,9 @@ class StaticPool(Pool[ConnT]):
     def _idle_records(self) -> Iterable[ConnectionRecord[ConnT]]:
         rec = self._record
         return (rec,) if rec is not None and not rec._checkouts else ()
+
+    def _forget_records(self) -> None:
+        self._record = None
 
     def dispose(self, close: bool = True) -> None:
         """Close the shared connection, or, while it is in use, close it when
@@ -762,6 +963,11 @@ class AssertionPool(Pool[ConnT]):
     def _idle_records(self) -> Iterable[ConnectionRecord[ConnT]]:
         rec = self._record
         return (rec,) if rec is not None and not self._checked_out else ()
+
+    def _forget_records(self) -> None:
+        self._record = None
+        self._checked_out = False
+        self._checkout_stack = None
 
     def dispose(self, close: bool = True) -> None:
         """Close the idle connection, if it is not checked out.

@@ -13,6 +13,7 @@ from typing import Any
 from typing import Generic
 
 from .._decisions import creator_returned_none
+from .._decisions import jittered_lifetime
 from .._typing import ConnT
 from . import _acompat
 
@@ -34,6 +35,9 @@ class ConnectionRecord(Generic[ConnT]):
         "_soft_invalidated",
         "_fresh",
         "_suspect",
+        "_uses",
+        "_lifetime",
+        "_last_used",
         "_checkouts",
         "_info",
         "_record_info",
@@ -56,6 +60,12 @@ class ConnectionRecord(Generic[ConnT]):
         #: Idle while another connection of the pool was found disconnected:
         #: pinged at its next checkout.
         self._suspect = False
+        #: Checkouts of the current connection (counted with *max_uses*).
+        self._uses = 0
+        #: This connection's *max_lifetime*, jitter applied (``inf``: none).
+        self._lifetime = float("inf")
+        #: When it was last returned (kept with *ping_interval*).
+        self._last_used = 0.0
         #: Users holding the record: 0 or 1, more for a shared record.
         self._checkouts = 0
         self._info: dict[Any, Any] | None = None
@@ -139,6 +149,8 @@ class ConnectionRecord(Generic[ConnT]):
         self._generation = pool._generation
         self._soft_invalidated = False
         self._suspect = False
+        self._uses = 0
+        self._lifetime = jittered_lifetime(pool._max_lifetime, pool._random)
         self._fresh = True
         pool.logger.debug("created connection %r", conn)
         try:

@@ -63,6 +63,9 @@ class SingletonThreadPool(Pool[ConnT]):
     :param events: as for :class:`.Pool`.
     :param dialect: as for :class:`.Pool`.
     :param pre_ping: as for :class:`.Pool`.
+    :param ping_interval: as for :class:`.Pool`.
+    :param max_lifetime: as for :class:`.Pool`.
+    :param max_uses: as for :class:`.Pool`.
     """
 
     _fairy_class = _ThreadFairy
@@ -79,6 +82,9 @@ class SingletonThreadPool(Pool[ConnT]):
         events: Iterable[tuple[Callable[..., Any], str]] | None = None,
         dialect: DialectLike | None = None,
         pre_ping: bool = False,
+        ping_interval: float = 0.0,
+        max_lifetime: float | None = None,
+        max_uses: int | None = None,
     ) -> None:
         check_int("pool_size", pool_size, 1, "use a positive int")
         super().__init__(
@@ -90,6 +96,9 @@ class SingletonThreadPool(Pool[ConnT]):
             events=events,
             dialect=dialect,
             pre_ping=pre_ping,
+            ping_interval=ping_interval,
+            max_lifetime=max_lifetime,
+            max_uses=max_uses,
         )
         self._pool_size = pool_size
         self._local = threading.local()
@@ -159,6 +168,10 @@ class SingletonThreadPool(Pool[ConnT]):
         with self._lock:
             surplus = self._surplus()
         self._discard_records(surplus)
+
+    def _forget_records(self) -> None:
+        self._all = {}
+        self._local = threading.local()
 
     def _idle_records(self) -> Iterable[ConnectionRecord[ConnT]]:
         return [rec for rec in self._all if not rec._checkouts]

@@ -1,0 +1,92 @@
+"""Changing a running pool: resize() and drain()."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ..fakedbapi import FakeAsyncDBAPI
+from ._acompat import Background
+from ._acompat import checkpoint
+from .support import number
+
+pytestmark = pytest.mark.asyncio
+
+MakeQueuePool = Any
+
+
+async def test_shrinking_closes_surplus_idle_connections(
+    make_queue_pool: MakeQueuePool, dbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=4, max_overflow=0)
+    conns = [await pool.connect() for _ in range(4)]
+    for conn in conns:
+        await conn.close()
+    await pool.resize(1)
+    assert pool.size() == 1 and pool.checkedin() == 1
+    assert sorted(c[1] for c in dbapi.calls_named("close")) == [1, 2, 3]
+    assert pool.overflow() == 0
+
+
+async def test_connections_in_use_beyond_a_smaller_size_close_on_return(
+    make_queue_pool: MakeQueuePool, dbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=2, max_overflow=0)
+    first, second = await pool.connect(), await pool.connect()
+    await pool.resize(1)
+    await first.close()
+    await second.close()
+    assert dbapi.calls_named("close") == [("close", 2)]
+    assert (pool.checkedin(), pool.checkedout()) == (1, 0)
+
+
+async def test_growing_lets_a_waiter_in(
+    make_queue_pool: MakeQueuePool, dbapi: FakeAsyncDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=None)
+    held = await pool.connect()
+    waiting = Background(pool.connect)
+    while "waiting=1" not in pool.status():
+        assert waiting.is_running()
+        await checkpoint()
+    await pool.resize(2, max_overflow=0)
+    got = await waiting.result()
+    assert number(got) == 2
+    await got.close()
+    await held.close()
+    assert (pool.checkedin(), pool.checkedout()) == (2, 0)
+
+
+async def test_resize_refuses_bad_values(make_queue_pool: MakeQueuePool) -> None:
+    pool = make_queue_pool(pool_size=3)
+    with pytest.raises(ValueError, match="pool_size=-1 is invalid"):
+        await pool.resize(-1)
+    with pytest.raises(ValueError, match="max_overflow=-2 is invalid"):
+        await pool.resize(2, max_overflow=-2)
+    assert pool.size() == 3
+
+
+async def test_drain_replaces_idle_now_and_in_use_on_return(
+    make_queue_pool: MakeQueuePool, dbapi: FakeAsyncDBAPI
+) -> None:
+    passwords = iter(["old", "old", "new", "new"])
+    opened: list[str] = []
+
+    async def creator() -> Any:
+        opened.append(next(passwords))
+        return await dbapi.connect()
+
+    pool = make_queue_pool(creator, pool_size=2)
+    idle, held = await pool.connect(), await pool.connect()
+    await idle.close()
+    await pool.drain()
+    assert dbapi.calls_named("close") == [("close", 1)]
+    await held.close()  # closed on return, not kept
+    assert dbapi.calls_named("close") == [("close", 1), ("close", 2)]
+    again = [await pool.connect(), await pool.connect()]
+    assert sorted(number(c) for c in again) == [3, 4]
+    assert opened == ["old", "old", "new", "new"]
+    for conn in again:
+        await conn.close()
+    assert dbapi.calls_named("close") == [("close", 1), ("close", 2)]
