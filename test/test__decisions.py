@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from poolhouse._decisions import backoff_delay
 from poolhouse._decisions import jittered_lifetime
 from poolhouse._decisions import stale_reason
 
@@ -41,3 +42,10 @@ def test_stale_reason_names_the_rule(
     }
     args.update(changes)
     assert stale_reason(**args) == reason  # type: ignore[arg-type]
+
+
+def test_backoff_doubles_from_100_ms_to_the_limit_with_jitter() -> None:
+    full = [backoff_delay(n, 10.0, lambda: 0.0) for n in range(1, 10)]
+    assert full == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0, 10.0])
+    assert backoff_delay(3, 10.0, lambda: 0.999999) == pytest.approx(0.2, abs=1e-6)
+    assert backoff_delay(10_000, 10.0, lambda: 0.0) == 10.0

@@ -67,7 +67,8 @@ TWINS: list[tuple[type[AsyncPool], type[Pool]]] = [
     (AsyncAssertionPool, AssertionPool),
 ]
 
-ALL_EVENTS = tuple(events.SIGNATURES)
+#: The events of a connection's lifecycle (not the worker's reconnect_failed).
+ALL_EVENTS = tuple(name for name in events.SIGNATURES if name != "reconnect_failed")
 
 #: How long any wait of a test may take before it fails (seconds).
 WAIT = 5.0

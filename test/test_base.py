@@ -30,7 +30,8 @@ from .fakedbapi import FakeDialect
 from .fakedbapi import FakeOperationalError
 from .fakedbapi import LockCheckingDialect
 
-ALL_EVENTS = tuple(events.SIGNATURES)
+#: The events of a connection's lifecycle (not the worker's reconnect_failed).
+ALL_EVENTS = tuple(name for name in events.SIGNATURES if name != "reconnect_failed")
 
 Seen = list[tuple[str, tuple[Any, ...]]]
 

@@ -40,7 +40,8 @@ POOL_CLASSES: list[type[Pool]] = [
     AssertionPool,
 ]
 
-ALL_EVENTS = tuple(events.SIGNATURES)
+#: The events of a connection's lifecycle (not the worker's reconnect_failed).
+ALL_EVENTS = tuple(name for name in events.SIGNATURES if name != "reconnect_failed")
 
 MakePool = Callable[..., Pool]
 

@@ -321,6 +321,67 @@ def check_optional_seconds(name: str, value: object) -> float | None:
     return seconds
 
 
+#: The worker's first retry delay after a failed connect, in seconds.
+BACKOFF_START = 0.1
+
+
+def backoff_delay(
+    failures: int, backoff_max: float, draw: Callable[[], float]
+) -> float:
+    """Seconds before the next connect attempt after *failures* in a row:
+    100 ms doubling up to *backoff_max*, each cut by a random half at most
+    (so many pools do not retry in step).
+
+    :param draw: returns a float in [0, 1) (``random.random``).
+    """
+    full: float = min(backoff_max, BACKOFF_START * 2.0 ** min(failures - 1, 32))
+    return full * (1.0 - 0.5 * draw())
+
+
+def check_worker_options(
+    *,
+    pool_size: int,
+    background: object,
+    min_idle: object,
+    max_idle_time: object,
+    reconnect_backoff_max: object,
+    reconnect_timeout: object,
+) -> None:
+    """Check the background worker's options of a queue pool together."""
+    check_bool("background", background)
+    check_int("min_idle", min_idle, 0, "use an int >= 0")
+    check_optional_seconds("max_idle_time", max_idle_time)
+    backoff = check_seconds(
+        "reconnect_backoff_max", reconnect_backoff_max, "use seconds > 0"
+    )
+    if backoff == 0:
+        raise ValueError("reconnect_backoff_max=0 is invalid: use seconds > 0")
+    check_optional_seconds("reconnect_timeout", reconnect_timeout)
+    assert isinstance(min_idle, int)  # checked above
+    if pool_size and min_idle > pool_size:
+        raise ValueError(
+            f"min_idle={min_idle} is invalid: it cannot exceed pool_size={pool_size}"
+            " (idle connections beyond pool_size are closed)"
+        )
+    needs_worker = {
+        "min_idle": min_idle > 0,
+        "max_idle_time": max_idle_time is not None,
+        "reconnect_timeout": reconnect_timeout is not None,
+    }
+    for name, given in needs_worker.items():
+        if given and not background:
+            raise ValueError(
+                f"{name} is kept by the background worker: pass background=True "
+                f"with it, or leave {name} unset"
+            )
+    if max_idle_time is not None and pool_size and min_idle == pool_size:
+        raise ValueError(
+            f"max_idle_time={max_idle_time!r} can never apply with "
+            f"min_idle == pool_size == {pool_size}: lower min_idle, or drop "
+            "max_idle_time"
+        )
+
+
 def pool_closed_error(pool: object) -> exc.PoolClosedError:
     """The error for a checkout from (or a wait in) a closed pool."""
     return exc.PoolClosedError(

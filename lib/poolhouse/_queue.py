@@ -40,6 +40,9 @@ CREATE: Final = Marker("CREATE")
 CLOSE: Final = Marker("CLOSE")
 #: What a waiter is granted when its pool closes: fail the checkout.
 CLOSED: Final = Marker("CLOSED")
+#: What a waiter is granted when the database stayed unreachable for the
+#: pool's *reconnect_timeout*: fail the checkout.
+UNREACHABLE: Final = Marker("UNREACHABLE")
 
 
 class SlotQueue(Generic[_T, _W]):
@@ -62,6 +65,7 @@ class SlotQueue(Generic[_T, _W]):
         "pool_size",
         "max_overflow",
         "use_lifo",
+        "grown_by_worker",
     )
 
     def __init__(self, pool_size: int, max_overflow: int, use_lifo: bool) -> None:
@@ -77,6 +81,9 @@ class SlotQueue(Generic[_T, _W]):
         self.pool_size = pool_size
         self.max_overflow = max_overflow
         self.use_lifo = use_lifo
+        #: A background worker opens every item (:meth:`reserve_growth`):
+        #: callers never get :data:`CREATE`, they wait for an item.
+        self.grown_by_worker = False
 
     def has_room(self) -> bool:
         """Tell whether one more item may be opened."""
@@ -93,14 +100,15 @@ class SlotQueue(Generic[_T, _W]):
     def take(self) -> _T | Marker | None:
         """Claim an idle item, reserve a slot (:data:`CREATE`), or ``None`` to wait.
 
-        Invariant: waiters exist only while nothing is idle and there is no
-        room, because anything freed goes to the oldest waiter first.  So a
-        newcomer that finds something free is not jumping the queue.
+        Invariant: waiters exist only while nothing is idle (and, without a
+        worker, there is no room), because anything freed goes to the oldest
+        waiter first.  So a newcomer that finds something free is not jumping
+        the queue.
         """
         idle = self.idle
         if idle:
             return idle.pop() if self.use_lifo else idle.popleft()
-        if self.has_room():
+        if not self.grown_by_worker and self.has_room():
             self.opened += 1
             return CREATE
         return None
@@ -137,7 +145,7 @@ class SlotQueue(Generic[_T, _W]):
             surplus.append(self.idle.popleft())
         self.closing += len(surplus)
         admitted = []
-        while self.waiters and self.has_room():
+        while self.waiters and self.has_room() and not self.grown_by_worker:
             self.opened += 1
             admitted.append(self.waiters.popleft())
         return surplus, admitted
@@ -176,10 +184,27 @@ class SlotQueue(Generic[_T, _W]):
         """
         if closed:
             self.closing -= 1
-        if self.waiters:
+        if self.waiters and not self.grown_by_worker:
             return self.waiters.popleft()
         self.opened -= 1
         return None
+
+    def reserve_growth(self, min_idle: int) -> bool:
+        """For the worker: reserve a slot if a waiter needs an item, or fewer
+        than *min_idle* are idle, and there is room.  The worker then opens
+        the item and returns it with :meth:`give_back`, or calls
+        :meth:`free_slot` if that failed."""
+        if self.has_room() and (self.waiters or len(self.idle) < min_idle):
+            self.opened += 1
+            return True
+        return False
+
+    def remove_idle(self, items: list[_T]) -> None:
+        """Take *items* out of the idle set to close them (as
+        :meth:`drain_idle` does for all)."""
+        for item in items:
+            self.idle.remove(item)
+        self.closing += len(items)
 
     def drain_idle(self) -> list[_T]:
         """Remove and return every idle item; the caller closes each one and

@@ -151,6 +151,7 @@ class PoolListeners:
     close: _Calls
     detach: _Calls
     close_detached: _Calls
+    reconnect_failed: _Calls
 
     def __init__(self) -> None:
         for name in SIGNATURES:

@@ -73,6 +73,15 @@ close_detached = Signal(
     """
 )
 
+reconnect_failed = Signal(
+    """The database has been unreachable for *reconnect_timeout* seconds: the
+    pool's background worker keeps retrying, and callers fail at once until
+    a connection opens again (once per outage).
+
+    kwargs: ``exception`` (the last connect error), ``down_for`` (seconds).
+    """
+)
+
 #: Event name -> (signal, argument names in positional order).
 SIGNATURES: dict[str, tuple[Signal, tuple[str, ...]]] = {
     "first_connect": (first_connect, ("dbapi_connection", "connection_record")),
@@ -94,4 +103,5 @@ SIGNATURES: dict[str, tuple[Signal, tuple[str, ...]]] = {
     "close": (close, ("dbapi_connection", "connection_record")),
     "detach": (detach, ("dbapi_connection", "connection_record")),
     "close_detached": (close_detached, ("dbapi_connection",)),
+    "reconnect_failed": (reconnect_failed, ("exception", "down_for")),
 }

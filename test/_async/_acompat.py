@@ -41,3 +41,25 @@ class Background:
         """Wait for it to end (at most *timeout* seconds) and return its
         result, or raise its exception."""
         return await asyncio.wait_for(self._task, timeout)
+
+
+def current_actor() -> object:
+    """What runs this code: the current task here, the thread there."""
+    return asyncio.current_task()
+
+
+class Flag:
+    """Set by a listener (on the pool's loop), awaited by the test."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float = 10) -> bool:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True

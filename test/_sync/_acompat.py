@@ -52,3 +52,21 @@ class Background:
         if not ok:
             raise value
         return value
+
+
+def current_actor() -> object:
+    """What runs this code: the current thread here, the task there."""
+    return threading.current_thread()
+
+
+class Flag:
+    """Set by a listener (in the worker's thread), waited for by the test."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def wait(self, timeout: float = 10) -> bool:
+        return self._event.wait(timeout)

@@ -8,6 +8,7 @@ else in :mod:`poolhouse._async` is turned into thread code by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
 import time
@@ -269,3 +270,26 @@ class Deadlines:
                 self._timer = self.loop.call_at(waiter.deadline, self._expire)
                 return
             waiter.wake()
+
+
+#: A wake-up call for a background worker, set by whoever has work for it.
+Wakeup = asyncio.Event
+
+
+async def wait_wakeup(wakeup: asyncio.Event, timeout: float | None) -> None:
+    """Sleep until *wakeup* is set or *timeout* seconds pass."""
+    if timeout is None:
+        await wakeup.wait()
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wakeup.wait(), timeout)
+
+
+def start_worker(run: Callable[[Any], Awaitable[None]], ref: Any, name: str) -> Any:
+    """Start ``run(ref)`` as a task on the running loop."""
+    return asyncio.ensure_future(run(ref))
+
+
+def worker_running(worker: Any) -> bool:
+    """Tell whether the worker started by :func:`start_worker` still runs."""
+    return worker is not None and not worker.done()

@@ -114,3 +114,24 @@ class Waiter:
         if timeout is None or timeout >= threading.TIMEOUT_MAX:
             return self._wake.acquire()
         return self._wake.acquire(timeout=timeout)
+
+
+#: A wake-up call for a background worker, set by whoever has work for it.
+Wakeup = threading.Event
+
+
+def wait_wakeup(wakeup: threading.Event, timeout: float | None) -> None:
+    """Sleep until *wakeup* is set or *timeout* seconds pass."""
+    wakeup.wait(timeout)
+
+
+def start_worker(run: Callable[[Any], None], ref: Any, name: str) -> Any:
+    """Start ``run(ref)`` in a daemon thread."""
+    thread = threading.Thread(target=run, args=(ref,), name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def worker_running(worker: Any) -> bool:
+    """Tell whether the worker started by :func:`start_worker` still runs."""
+    return worker is not None and worker.is_alive()

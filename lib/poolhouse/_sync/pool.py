@@ -169,6 +169,9 @@ class Pool(abc.ABC, Generic[ConnT]):
         self._ping_interval = check_seconds(
             "ping_interval", ping_interval, "use seconds >= 0 (0: ping every checkout)"
         )
+        #: Whether checkins note the time (for *ping_interval*, or a worker's
+        #: *max_idle_time*).
+        self._stamps_returns = self._ping_interval > 0
         self._max_lifetime = check_optional_seconds("max_lifetime", max_lifetime)
         self._max_uses = check_optional_count("max_uses", max_uses)
         #: Whether a checkout must look at the connection's age or use count.
@@ -643,7 +646,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         finally:
             if not self._shares_records:
                 rec._checkouts = 0
-            if self._ping_interval:
+            if self._stamps_returns:
                 rec._last_used = self._clock()
             if rec._generation <= self._special_generation:
                 self._checkin_special(rec)

@@ -9,18 +9,24 @@ I/O those answers ask for, and the waiting.
 
 from __future__ import annotations
 
+import math
+import weakref
 from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
 
 from .. import exc
+from .._decisions import backoff_delay
 from .._decisions import check_bool
 from .._decisions import check_int
 from .._decisions import check_seconds
+from .._decisions import check_worker_options
 from .._decisions import pool_closed_error
 from .._decisions import queue_status
 from .._queue import CLOSED
 from .._queue import CREATE
+from .._queue import UNREACHABLE
+from .._queue import Marker
 from .._queue import SlotQueue
 from .._typing import ConnT
 from .._typing import Creator
@@ -51,6 +57,24 @@ class QueuePool(Pool[ConnT]):
     :param use_lifo: reuse the most recently returned idle connection first
         (lets surplus ones age out with *recycle*); it does not change the
         order in which waiting callers are served.
+    :param background: run a worker (a daemon thread; for an asyncio pool a
+        task on its loop), started at the first checkout, that does all the
+        connecting: callers that find nothing idle wait in line for a
+        returned connection or one the worker opens, one at a time.  While
+        connects fail it retries with backoff instead of every caller
+        dialling.  It keeps only a weak reference to the pool and ends with
+        :meth:`.Pool.close`.  Default ``False``: no thread, no task.
+    :param min_idle: with *background*, how many idle connections the worker
+        keeps open.  Default 0.
+    :param max_idle_time: with *background*, close connections idle for this
+        many seconds, down to *min_idle*.  Default ``None``: never.
+    :param reconnect_backoff_max: with *background*, the longest wait between
+        two connect attempts while the database is down: the wait starts at
+        0.1 s and doubles, each cut by up to half at random.  Default 10.
+    :param reconnect_timeout: with *background*, after the database has been
+        unreachable this many seconds, fire ``reconnect_failed`` and fail
+        checkouts at once (instead of letting them wait) until a connect
+        succeeds.  Default ``None``: callers wait up to their *timeout*.
     :param recycle: as for the pool base class.
     :param echo: as for the pool base class.
     :param logging_name: as for the pool base class.
@@ -71,6 +95,11 @@ class QueuePool(Pool[ConnT]):
         timeout: float | None = 30.0,
         use_lifo: bool = False,
         *,
+        background: bool = False,
+        min_idle: int = 0,
+        max_idle_time: float | None = None,
+        reconnect_backoff_max: float = 10.0,
+        reconnect_timeout: float | None = None,
         recycle: float = -1,
         echo: Echo = None,
         logging_name: str | None = None,
@@ -89,6 +118,14 @@ class QueuePool(Pool[ConnT]):
                 "timeout", timeout, "use seconds >= 0, or None to wait forever"
             )
         check_bool("use_lifo", use_lifo)
+        check_worker_options(
+            pool_size=pool_size,
+            background=background,
+            min_idle=min_idle,
+            max_idle_time=max_idle_time,
+            reconnect_backoff_max=reconnect_backoff_max,
+            reconnect_timeout=reconnect_timeout,
+        )
         super().__init__(
             creator,
             recycle=recycle,
@@ -109,6 +146,25 @@ class QueuePool(Pool[ConnT]):
         self._slots: SlotQueue[ConnectionRecord[ConnT], _acompat.Waiter] = SlotQueue(
             pool_size, max_overflow, use_lifo
         )
+        self._background_worker = background
+        self._slots.grown_by_worker = background
+        self._min_idle = min_idle
+        self._max_idle_time = max_idle_time
+        self._reconnect_backoff_max = float(reconnect_backoff_max)
+        self._reconnect_timeout = reconnect_timeout
+        if max_idle_time is not None:
+            self._stamps_returns = True
+        #: The worker (a thread, or a task), started at the first checkout.
+        self._worker: Any = None
+        self._wakeup: Any = None
+        #: Connect failures in a row, the last one, and since when (on the
+        #: pool's clock) connects have been failing.
+        self._connect_failures = 0
+        self._last_connect_error: BaseException | None = None
+        self._down_since: float | None = None
+        #: reconnect_timeout passed: checkouts fail at once until a connect
+        #: succeeds.
+        self._unreachable = False
 
     def _do_get(self) -> ConnectionRecord[ConnT]:
         slots = self._slots
@@ -117,19 +173,30 @@ class QueuePool(Pool[ConnT]):
                 raise pool_closed_error(self)
             got = slots.take()
             if got is None:
+                if self._unreachable:
+                    raise self._unreachable_error()
                 waiter = _acompat.new_waiter(self)
                 slots.enqueue(waiter)
+        if self._background_worker and (got is None or self._worker is None):
+            self._call_worker()
         if got is None:
             got = self._wait(waiter)
         if got is CREATE:
             try:
-                return self._create_connection()
-            except BaseException:
+                rec = self._create_connection()
+            except BaseException as err:
                 self._free_slot()
+                if isinstance(err, Exception):
+                    self._note_connect_failure(err)
                 raise
-        if got is CLOSED:
-            raise pool_closed_error(self)
-        return got  # type: ignore[return-value]  # a record: CREATE is handled
+            if self._down_since is not None:
+                self._note_connect_success()
+            return rec
+        if isinstance(got, Marker):
+            if got is CLOSED:
+                raise pool_closed_error(self)
+            raise self._unreachable_error()
+        return got  # a record: the markers are handled above
 
     def _wait(self, waiter: _acompat.Waiter) -> Any:
         timeout = self._timeout
@@ -150,15 +217,22 @@ class QueuePool(Pool[ConnT]):
                 # Granted between the timeout and taking the lock: it is ours.
                 return waiter.granted
             waiting = len(self._slots.waiters)
+        down = ""
+        if self._down_since is not None:
+            down = (
+                f"; the database has been unreachable for "
+                f"{self._clock() - self._down_since:.1f}s "
+                f"(last connect error: {self._last_connect_error!r})"
+            )
         raise exc.TimeoutError(
             f"{self!r}: no connection freed within {timeout:.2f}s "
             f"(pool_size={self._pool_size}, max_overflow={self._max_overflow}, "
-            f"checked out={self.checkedout()}, waiting={waiting}); return "
+            f"checked out={self.checkedout()}, waiting={waiting}){down}; return "
             "connections with close() or a with-block, or raise "
             "pool_size/max_overflow/timeout",
             pool=self,
             timeout=timeout,
-        )
+        ) from (self._last_connect_error if down else None)
 
     def _pass_on(self, granted: Any) -> None:
         """Give back what a waiter was granted but will not use."""
@@ -172,6 +246,8 @@ class QueuePool(Pool[ConnT]):
             heir = self._slots.free_slot(closed)
             if heir is not None:
                 heir.grant(CREATE)
+        if self._background_worker and self._slots.waiters:
+            self._call_worker()  # room for a waiter: the worker opens one
 
     def _do_return_conn(self, rec: ConnectionRecord[ConnT]) -> None:
         with self._lock:
@@ -196,12 +272,16 @@ class QueuePool(Pool[ConnT]):
 
     def _forget_records(self) -> None:
         self._slots = SlotQueue(self._pool_size, self._max_overflow, self._use_lifo)
+        self._slots.grown_by_worker = self._background_worker
+        self._worker = self._wakeup = None  # the parent's thread is not here
 
     def _fail_waiters(self) -> None:
         with self._lock:
             waiters = self._slots.remove_waiters()
             for waiter in waiters:
                 waiter.grant(CLOSED)
+        if self._wakeup is not None:
+            self._wakeup.set()  # the worker sees the pool closed and ends
 
     def dispose(self, close: bool = True) -> None:
         """Close every idle connection and expire the checked-out ones.
@@ -254,6 +334,11 @@ class QueuePool(Pool[ConnT]):
                 max_overflow=self._max_overflow,
                 timeout=self._timeout,
                 use_lifo=self._use_lifo,
+                background=self._background_worker,
+                min_idle=self._min_idle,
+                max_idle_time=self._max_idle_time,
+                reconnect_backoff_max=self._reconnect_backoff_max,
+                reconnect_timeout=self._reconnect_timeout,
                 **self._base_kwargs(),
             )
         )
@@ -293,3 +378,159 @@ class QueuePool(Pool[ConnT]):
         if self._pool_size == 0:
             return 0
         return self._slots.opened - self._pool_size
+
+    # -- the background worker --------------------------------------------------
+
+    def _call_worker(self) -> None:
+        """Start the worker if it is not running (at first use, after a
+        fork), and wake it: a caller waits, or a slot was freed."""
+        if not _acompat.worker_running(self._worker):
+            with self._lock:
+                if self._closed or _acompat.worker_running(self._worker):
+                    return
+                self._wakeup = _acompat.Wakeup()
+                self._worker = _acompat.start_worker(
+                    _run_worker, weakref.ref(self), f"poolhouse-worker-{id(self):#x}"
+                )
+        self._wakeup.set()
+
+    def _maintain(self) -> float | None:
+        """Do the worker's next piece of work: open one connection (a caller
+        waits, or fewer than *min_idle* are idle) or retire idle ones past
+        *max_idle_time* or their lifetime.
+
+        :return: seconds until there is work again (``None``: until woken,
+            ``0``: at once).
+        """
+        now = self._clock()
+        with self._lock:
+            grow = self._slots.reserve_growth(self._min_idle)
+            retired = [] if grow else self._retirable(now)
+            self._slots.remove_idle(retired)
+        if retired:
+            self.logger.info("retiring %d idle connections", len(retired))
+            self._discard_records(retired, after_each=self._closed_one)
+            return 0
+        if not grow:
+            return self._next_retirement(now)
+        try:
+            rec = self._create_connection()
+        except BaseException as err:
+            with self._lock:
+                self._slots.free_slot()  # without waking the worker: it backs off
+            if not isinstance(err, Exception):
+                raise
+            return self._note_connect_failure(err)
+        self._note_connect_success()
+        rec._last_used = self._clock()
+        self._do_return_conn(rec)
+        return 0
+
+    def _retirable(self, now: float) -> list[ConnectionRecord[ConnT]]:
+        """Idle records to close: idle above *min_idle* for *max_idle_time*,
+        or past their lifetime (under the lock)."""
+        idle = list(self._slots.idle)
+        spare = len(idle) - self._min_idle
+        chosen = []
+        for rec in idle:
+            if now - rec.starttime > rec._lifetime:
+                chosen.append(rec)
+            elif (
+                spare > 0
+                and self._max_idle_time is not None
+                and now - rec._last_used > self._max_idle_time
+            ):
+                chosen.append(rec)
+                spare -= 1
+        return chosen
+
+    def _next_retirement(self, now: float) -> float | None:
+        """Seconds until an idle record can be retired (``None``: none can)."""
+        idle = list(self._slots.idle)
+        due = [
+            rec.starttime + rec._lifetime for rec in idle if rec._lifetime != math.inf
+        ]
+        if self._max_idle_time is not None and len(self._slots.idle) > self._min_idle:
+            due += [rec._last_used + self._max_idle_time for rec in idle]
+        return max(min(due) - now, 0.0) if due else None
+
+    def _note_connect_success(self) -> None:
+        if self._down_since is not None:
+            self.logger.info(
+                "connected again after %d failed attempts", self._connect_failures
+            )
+        self._connect_failures = 0
+        self._down_since = None
+        self._unreachable = False
+
+    def _note_connect_failure(self, err: BaseException) -> float:
+        """Remember a failed connect; return the worker's backoff delay."""
+        now = self._clock()
+        self._last_connect_error = err
+        if self._down_since is None:
+            self._down_since = now
+        self._connect_failures += 1
+        delay = backoff_delay(
+            self._connect_failures, self._reconnect_backoff_max, self._random
+        )
+        self.logger.warning(
+            "%r: connecting failed %d times in a row (%s: %s); next try in %.2fs",
+            self,
+            self._connect_failures,
+            type(err).__name__,
+            err,
+            delay,
+        )
+        limit = self._reconnect_timeout
+        if limit is not None and not self._unreachable:
+            if now - self._down_since >= limit:
+                self._give_up_waiting()
+        return delay
+
+    def _give_up_waiting(self) -> None:
+        """*reconnect_timeout* passed: fail the waiters and, until a connect
+        succeeds, every checkout that finds nothing idle."""
+        with self._lock:
+            self._unreachable = True
+            waiters = self._slots.remove_waiters()
+            for waiter in waiters:
+                waiter.grant(UNREACHABLE)
+        listeners = self._listeners.reconnect_failed
+        if listeners:
+            down_for = self._clock() - (self._down_since or self._clock())
+            _acompat.emit(
+                listeners,
+                {"exception": self._last_connect_error, "down_for": down_for},
+            )
+
+    def _unreachable_error(self) -> exc.TimeoutError:
+        down_for = self._clock() - (self._down_since or self._clock())
+        err = exc.TimeoutError(
+            f"{self!r}: the database has been unreachable for {down_for:.1f}s, "
+            f"beyond reconnect_timeout={self._reconnect_timeout}s (last connect "
+            f"error: {self._last_connect_error!r}); the pool keeps retrying in "
+            "the background",
+            pool=self,
+            timeout=self._reconnect_timeout,
+        )
+        err.__cause__ = self._last_connect_error
+        return err
+
+
+def _run_worker(ref: weakref.ref[QueuePool[Any]]) -> None:
+    """The worker's loop.  It holds the pool only while working, so a pool
+    nobody uses any more is collected, and the worker then ends."""
+    while True:
+        pool = ref()
+        if pool is None or pool._closed:
+            return
+        wakeup = pool._wakeup
+        wakeup.clear()
+        try:
+            delay = pool._maintain()
+        except Exception:
+            pool.logger.exception("the background worker failed; it goes on")
+            delay = pool._reconnect_backoff_max
+        del pool
+        if delay != 0:
+            _acompat.wait_wakeup(wakeup, delay)

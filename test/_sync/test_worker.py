@@ -1,0 +1,219 @@
+# generated from _async/test_worker.py by tools/unasync.py: do not edit
+"""The background worker of a queue pool: growth, min_idle, idle retirement,
+reconnect backoff and DB-down behaviour.
+
+The logic is driven step by step through ``_maintain()`` on the fake clock
+where it can be; a few tests let the real worker (a thread, or a task) run,
+synchronised on pool events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from poolhouse import event
+from poolhouse import exc
+
+from ..conftest import FakeClock
+from ..fakedbapi import FakeDBAPI
+from ..fakedbapi import FakeOperationalError
+from ._acompat import Flag
+from ._acompat import current_actor
+from .support import number
+
+MakeQueuePool = Any
+
+
+def test_no_worker_exists_until_the_first_checkout(
+    make_queue_pool: MakeQueuePool,
+) -> None:
+    pool = make_queue_pool(background=True)
+    assert pool._worker is None
+    conn = pool.connect()
+    assert pool._worker is not None
+    conn.close()
+    pool.close()
+
+
+def test_callers_wait_for_the_worker_instead_of_dialling(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    dialled_by: list[object] = []
+
+    def creator() -> Any:
+        dialled_by.append(current_actor())
+        return dbapi.connect()
+
+    pool = make_queue_pool(creator, pool_size=2, max_overflow=0, background=True)
+    first = pool.connect()
+    second = pool.connect()
+    assert [number(first), number(second)] == [1, 2]
+    assert current_actor() not in dialled_by
+    first.close()
+    second.close()
+    pool.close()
+    assert dbapi.open_connections() == []
+
+
+def test_worker_keeps_min_idle_one_connection_at_a_time(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=5, background=True, min_idle=3)
+    assert pool._maintain() == 0  # opened one; more work at once
+    assert (len(dbapi.connections), pool.checkedin()) == (1, 1)
+    assert pool._maintain() == 0
+    assert pool._maintain() == 0
+    assert (len(dbapi.connections), pool.checkedin()) == (3, 3)
+    assert pool._maintain() is None  # nothing until woken
+    assert len(dbapi.connections) == 3
+
+
+def test_worker_retires_idle_connections_above_min_idle(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI, clock: FakeClock
+) -> None:
+    pool = make_queue_pool(pool_size=5, background=True, min_idle=3, max_idle_time=60)
+    for _ in range(3):
+        pool._maintain()
+    pool._min_idle = 1  # as if lowered: two are now spare
+    assert pool._maintain() == pytest.approx(60)
+    clock.advance(61)
+    assert pool._maintain() == 0
+    assert sorted(c[1] for c in dbapi.calls_named("close")) == [1, 2]
+    assert pool.checkedin() == 1
+    assert pool._maintain() is None  # min_idle is kept
+    assert pool._slots.opened == 1
+
+
+def test_worker_replaces_a_connection_before_its_lifetime_ends(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI, clock: FakeClock
+) -> None:
+    pool = make_queue_pool(pool_size=2, background=True, min_idle=1, max_lifetime=100)
+    pool._random = lambda: 0.0
+    pool._maintain()
+    assert pool._maintain() == pytest.approx(100)
+    clock.advance(101)
+    assert pool._maintain() == 0  # retired, idle, before anyone asked
+    assert pool._maintain() == 0  # and replaced, to keep min_idle
+    assert dbapi.calls_named("connect", "close") == [
+        ("connect", 1),
+        ("close", 1),
+        ("connect", 2),
+    ]
+
+
+def test_worker_backs_off_while_connects_fail(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=2, background=True, min_idle=1)
+    pool._random = lambda: 0.0  # no jitter: the full delays
+    dbapi.refuse_connect = FakeOperationalError("server down")
+    delays = [pool._maintain() for _ in range(4)]
+    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.8])
+    assert pool._slots.opened == 0  # no slot kept by a failed attempt
+    dbapi.refuse_connect = None
+    assert pool._maintain() == 0
+    assert pool._down_since is None and pool._connect_failures == 0
+
+
+def test_waiters_outlast_a_short_outage(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    failures = [FakeOperationalError("down")] * 3
+
+    def creator() -> Any:
+        if failures:
+            raise failures.pop()
+        return dbapi.connect()
+
+    pool = make_queue_pool(
+        creator, pool_size=1, timeout=10, background=True, reconnect_backoff_max=0.01
+    )
+    conn = pool.connect()  # the worker retried three times meanwhile
+    assert number(conn) == 1 and failures == []
+    conn.close()
+    pool.close()
+
+
+def test_timeout_during_an_outage_says_so_and_chains_the_error(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    dbapi.refuse_connect = FakeOperationalError("server down")
+    pool = make_queue_pool(
+        pool_size=1, timeout=0.05, background=True, reconnect_backoff_max=0.01
+    )
+    with pytest.raises(exc.TimeoutError, match="unreachable for") as info:
+        pool.connect()
+    assert info.value.__cause__ is dbapi.refuse_connect
+    pool.close()
+
+
+def test_reconnect_timeout_fails_callers_at_once_until_a_connect_works(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI, clock: FakeClock
+) -> None:
+    error = FakeOperationalError("server down")
+    dbapi.refuse_connect = error
+    pool = make_queue_pool(pool_size=1, background=True, reconnect_timeout=30)
+    seen: list[tuple[Any, float]] = []
+    event.listen(
+        pool, "reconnect_failed", lambda e, down_for: seen.append((e, down_for))
+    )
+    pool._maintain()  # not called for: nothing waits, no min_idle
+    assert dbapi.calls_named("connect-refused") == []
+    pool._min_idle = 1  # make the worker try
+    pool._maintain()
+    clock.advance(31)
+    pool._maintain()
+    assert [e for e, _ in seen] == [error]
+    assert seen[0][1] == pytest.approx(31)
+    with pytest.raises(exc.TimeoutError, match="beyond reconnect_timeout=30") as info:
+        pool.connect()
+    assert info.value.__cause__ is error
+    pool._maintain()
+    assert len(seen) == 1  # once per outage
+    dbapi.refuse_connect = None
+    pool._maintain()
+    conn = pool.connect()
+    assert number(conn) == 1
+    conn.close()
+    pool.close()
+
+
+def test_close_stops_the_worker(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=2, background=True, min_idle=2)
+    opened = Flag()
+    event.listen(
+        pool, "connect", lambda conn, rec: opened.set() if conn.number == 2 else None
+    )
+    conn = pool.connect()
+    assert opened.wait()
+    conn.close()
+    pool.close()
+    assert dbapi.open_connections() == []
+    assert pool._wakeup.is_set()  # the worker was told
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_idle": 2}, "min_idle is kept by the background worker"),
+        ({"max_idle_time": 5}, "max_idle_time is kept by the background worker"),
+        ({"reconnect_timeout": 5}, "reconnect_timeout is kept by the background"),
+        ({"background": True, "min_idle": 9}, "min_idle=9 is invalid"),
+        ({"background": True, "min_idle": -1}, "min_idle=-1 is invalid"),
+        ({"background": True, "max_idle_time": 0}, "max_idle_time=0 is invalid"),
+        ({"background": True, "reconnect_backoff_max": 0}, "reconnect_backoff_max=0"),
+        (
+            {"background": True, "min_idle": 5, "max_idle_time": 10},
+            "can never apply with min_idle == pool_size",
+        ),
+    ],
+)
+def test_bad_worker_options_are_refused(
+    make_queue_pool: MakeQueuePool, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_queue_pool(pool_size=5, **kwargs)
