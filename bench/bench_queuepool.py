@@ -61,6 +61,15 @@ def test_poolhouse_queuepool(benchmark: Any) -> None:
 
 
 @pytest.mark.benchmark(group="checkout+checkin x1000, no-op connection")
+def test_poolhouse_queuepool_background(benchmark: Any) -> None:
+    """The background worker on (target: within 10% of the plain cycle)."""
+    pool = poolhouse.QueuePool(NoOpConnection, pool_size=5, background=True)
+    benchmark(_cycles, pool)
+    assert pool.checkedout() == 0
+    pool.close()
+
+
+@pytest.mark.benchmark(group="checkout+checkin x1000, no-op connection")
 def test_bare_lock_and_deque(benchmark: Any) -> None:
     """The floor: one lock round trip each way around a deque."""
     lock = threading.Lock()

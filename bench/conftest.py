@@ -41,6 +41,15 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
                 f"  max/median {info['wait_max_over_median']:8.2f}"
                 f"  no wait {info['no_wait_share']:4.0%}"
             )
+    spikes = [b for b in session.benchmarks if "spike_role" in b.extra_info]
+    if spikes:
+        terminalreporter.section("spike: connections opened and duration")
+        for bench in spikes:
+            info = bench.extra_info
+            terminalreporter.write_line(
+                f"  {info['spike_role']:<14} opened {info['connects']:3d}  "
+                f"done in {info['elapsed_ms']:7.1f} ms"
+            )
     kills = [b for b in session.benchmarks if "kills_role" in b.extra_info]
     if kills:
         _kills_summary(terminalreporter, kills)

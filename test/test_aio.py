@@ -1334,3 +1334,39 @@ async def test_static_pool_users_racing_a_stale_connection_share_one_replacement
     await conn_b.close()
     await pool.dispose()
     assert adbapi.open_connections() == []
+
+
+# -- the background worker on a loop ------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_worker_task_outlives_cancelled_callers_and_ends_on_close() -> None:
+    dbapi = FakeAsyncDBAPI()
+    gate = FakeGate()
+
+    async def creator() -> FakeAsyncConnection:
+        await gate.pass_through()
+        return await dbapi.connect()
+
+    pool = AsyncQueuePool(
+        creator,
+        pool_size=1,
+        max_overflow=0,
+        background=True,
+        dialect=FakeAsyncDialect(),
+    )
+    caller = asyncio.ensure_future(pool.connect())
+    await asyncio.wait_for(gate.entered.wait(), WAIT)  # the worker is dialling
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    worker = pool._worker
+    assert not worker.done()  # a caller's cancel is not the worker's
+    gate.release()
+    conn = await asyncio.wait_for(pool.connect(), WAIT)  # the one it opened
+    assert conn.dbapi_connection is dbapi.connections[0]
+    await conn.close()
+    await pool.close()
+    await asyncio.wait_for(worker, WAIT)
+    assert not worker.cancelled()  # it ended by itself
+    assert dbapi.open_connections() == []

@@ -218,3 +218,22 @@ async def test_bad_worker_options_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         make_queue_pool(pool_size=5, **kwargs)
+
+
+async def test_callers_leave_replacing_a_dead_connection_to_the_worker(
+    make_queue_pool: MakeQueuePool, dbapi: FakeAsyncDBAPI
+) -> None:
+    dialled_by: list[object] = []
+
+    async def creator() -> Any:
+        dialled_by.append(current_actor())
+        return await dbapi.connect()
+
+    pool = make_queue_pool(creator, pool_size=1, max_overflow=0, background=True)
+    conn = await pool.connect()
+    await conn.invalidate()  # the slot comes back empty
+    again = await pool.connect()
+    assert number(again) == 2
+    assert len(dialled_by) == 2 and current_actor() not in dialled_by
+    await again.close()
+    await pool.close()

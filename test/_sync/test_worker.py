@@ -217,3 +217,22 @@ def test_bad_worker_options_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         make_queue_pool(pool_size=5, **kwargs)
+
+
+def test_callers_leave_replacing_a_dead_connection_to_the_worker(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    dialled_by: list[object] = []
+
+    def creator() -> Any:
+        dialled_by.append(current_actor())
+        return dbapi.connect()
+
+    pool = make_queue_pool(creator, pool_size=1, max_overflow=0, background=True)
+    conn = pool.connect()
+    conn.invalidate()  # the slot comes back empty
+    again = pool.connect()
+    assert number(again) == 2
+    assert len(dialled_by) == 2 and current_actor() not in dialled_by
+    again.close()
+    pool.close()

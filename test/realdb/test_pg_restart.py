@@ -8,8 +8,10 @@ stops it and removes the directory.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import glob
+import logging
 import os
 import pwd
 import shutil
@@ -17,8 +19,12 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
+import traceback
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -257,3 +263,244 @@ def test_checkouts_fail_fast_while_server_is_down_then_recover(
 
     after = hold_all(pool, 2, backend)
     assert len(after) == 2 and after.isdisjoint(before)
+
+
+# -- an outage under load: 16 threads, with and without the background worker ------
+
+#: The workload: threads looping checkout + SELECT 1 + checkin, against a pool
+#: of POOL_SIZE + MAX_OVERFLOW connections whose checkouts wait CHECKOUT_TIMEOUT.
+WORKLOAD_THREADS = 16
+POOL_SIZE = 4
+MAX_OVERFLOW = 4
+CHECKOUT_TIMEOUT = 5.0
+#: How long the server stays down, from the stop to the restart: real time,
+#: since riding out an outage shorter than the checkout timeout is the
+#: behaviour under test.
+OUTAGE = 3.0
+#: Bound on each wait for the threads (a hang fails the test instead).
+PHASE_WAIT = 20.0
+PHASES = ("up", "down", "back")
+
+
+class OutageLoad:
+    """The workload and what it saw, by phase: ``up`` before the stop,
+    ``down`` from the stop until the restart returned, ``back`` after it.
+
+    An op is one checkout, ``SELECT 1`` and checkin; it counts in the phase
+    its checkout began in (an op begun just before the stop may count as
+    ``up``).  A *checkout failure* is an exception raised by
+    ``pool.connect()`` itself; a *query failure* one raised after it, by the
+    query or by leaving the with-block, on a connection checked out fine.
+    """
+
+    #: The pool under load, set once created with :meth:`creator`.
+    pool: Pool
+
+    def __init__(self, backend: PostgreSQLBackend, tag: str) -> None:
+        self.backend = backend
+        self.tag = tag
+        self.lock = threading.Lock()
+        self.phase = "up"
+        self.stop = threading.Event()
+        self.warm = [threading.Event() for _ in range(WORKLOAD_THREADS)]
+        self.recovered = [threading.Event() for _ in range(WORKLOAD_THREADS)]
+        self.sampled = {phase: threading.Event() for phase in PHASES}
+        self.ops = dict.fromkeys(PHASES, 0)
+        self.checkout_failures: list[tuple[str, BaseException]] = []
+        self.query_failures: list[tuple[str, BaseException]] = []
+        self.sessions: list[tuple[str, int]] = []
+        #: Connect attempts by the pool, (made by a caller, failed) -> count.
+        self.connects: collections.Counter[tuple[bool, bool]] = collections.Counter()
+        self.unexpected: list[BaseException] = []
+        self.threads = [
+            threading.Thread(target=self.loop, args=(i,), daemon=True)
+            for i in range(WORKLOAD_THREADS)
+        ]
+        self.sampler = threading.Thread(target=self.sample_sessions, daemon=True)
+
+    def creator(self) -> Any:
+        """The pool's creator: a tagged psycopg connection, counted."""
+        by_caller = threading.current_thread() in self.threads
+        try:
+            conn = self.backend.connect(self.tag, connect_timeout=2)
+        except BaseException:
+            with self.lock:
+                self.connects[by_caller, True] += 1
+            raise
+        with self.lock:
+            self.connects[by_caller, False] += 1
+        return conn
+
+    def loop(self, index: int) -> None:
+        """One thread's workload, until told to stop."""
+        try:
+            while not self.stop.is_set():
+                phase = self.phase
+                with self.lock:
+                    self.ops[phase] += 1
+                try:
+                    conn = self.pool.connect()
+                except Exception as err:
+                    with self.lock:
+                        self.checkout_failures.append((phase, err))
+                    continue
+                try:
+                    with conn:
+                        rows = run(conn, "SELECT 1")
+                except Exception as err:
+                    with self.lock:
+                        self.query_failures.append((phase, err))
+                    continue
+                assert rows == [(1,)], rows
+                if phase == "up":
+                    self.warm[index].set()
+                elif phase == "back":
+                    self.recovered[index].set()
+        except BaseException as err:  # pragma: no cover - reported by the test
+            self.unexpected.append(err)
+
+    def sample_sessions(self) -> None:
+        """Count the pool's sessions on the server until told to stop, through
+        an admin connection of its own (reopened after the restart)."""
+        admin = None
+        try:
+            while not self.stop.is_set():
+                phase = self.phase
+                try:
+                    if admin is None:
+                        admin = self.backend.admin()
+                    count = self.backend.sessions(admin, self.tag)
+                except self.backend.module.Error:
+                    if admin is not None:
+                        with contextlib.suppress(Exception):
+                            admin.close()
+                        admin = None
+                    self.stop.wait(0.05)  # the server is down: try again soon
+                    continue
+                with self.lock:
+                    self.sessions.append((phase, count))
+                self.sampled[phase].set()
+        except BaseException as err:  # pragma: no cover - reported by the test
+            self.unexpected.append(err)
+        finally:
+            if admin is not None:
+                with contextlib.suppress(Exception):
+                    admin.close()
+
+    def summary(self) -> dict[str, Any]:
+        def by_phase(failures: list[tuple[str, BaseException]]) -> dict[str, int]:
+            return {p: sum(1 for q, _ in failures if q == p) for p in PHASES}
+
+        return {
+            "ops": dict(self.ops),
+            "checkout_failures": by_phase(self.checkout_failures),
+            "query_failures": by_phase(self.query_failures),
+            "max_sessions": max((n for _, n in self.sessions), default=None),
+            "session_samples": len(self.sessions),
+            "connects_by_worker": {
+                "ok": self.connects[False, False],
+                "failed": self.connects[False, True],
+            },
+            "connects_by_callers": {
+                "ok": self.connects[True, False],
+                "failed": self.connects[True, True],
+            },
+        }
+
+
+def failure_sites(failures: list[tuple[str, BaseException]]) -> list[str]:
+    """*failures* grouped by type and by the poolhouse frames that raised them."""
+    sites: collections.Counter[str] = collections.Counter()
+    for _, err in failures:
+        frames = [
+            f"{frame.name}:{frame.lineno}"
+            for frame in traceback.extract_tb(err.__traceback__)
+            if "poolhouse" in frame.filename
+        ]
+        sites[f"{type(err).__name__} via {' > '.join(frames)}: {err}".strip()] += 1
+    return [f"{n} x {site}" for site, n in sites.most_common(3)]
+
+
+def run_outage(
+    server: ThrowawayPostgres,
+    pools: list[Pool],
+    background: bool,
+    record_property: Callable[[str, Any], None],
+) -> OutageLoad:
+    """Run the workload through an OUTAGE-long stop of *server*; report the
+    figures as the test's properties and on its output."""
+    server.ensure_running()
+    backend = PostgreSQLBackend(import_driver("psycopg"), server.dsn)
+    load = OutageLoad(backend, new_tag())
+    load.pool = QueuePool(
+        load.creator,
+        pool_size=POOL_SIZE,
+        max_overflow=MAX_OVERFLOW,
+        timeout=CHECKOUT_TIMEOUT,
+        background=background,
+        pre_ping=True,
+        reconnect_backoff_max=0.5,
+    )
+    pools.append(load.pool)
+    for thread in [*load.threads, load.sampler]:
+        thread.start()
+    down_for = None
+    try:
+        assert all(e.wait(PHASE_WAIT) for e in load.warm), "the workload never ran"
+        assert load.sampled["up"].wait(PHASE_WAIT), "no session count before the stop"
+        stopped_at = time.monotonic()
+        load.phase = "down"
+        server.stop()
+        time.sleep(max(0.0, stopped_at + OUTAGE - time.monotonic()))
+        server.start()
+        load.phase = "back"
+        down_for = time.monotonic() - stopped_at
+        stuck = sum(not e.wait(PHASE_WAIT) for e in load.recovered)
+        assert stuck == 0, f"{stuck} threads did no operation after the restart"
+        assert load.sampled["back"].wait(PHASE_WAIT), "no session count after it"
+    finally:
+        load.stop.set()
+        for thread in [*load.threads, load.sampler]:
+            thread.join(PHASE_WAIT)
+        server.ensure_running()
+        summary = {**load.summary(), "down_for": down_for and round(down_for, 2)}
+        for key, value in summary.items():
+            record_property(key, value)
+        print(f"background={background}: {summary}")
+        for kind in ("checkout", "query"):
+            for line in failure_sites(getattr(load, f"{kind}_failures")):
+                print(f"  {kind} failures: {line}")
+    assert not any(t.is_alive() for t in [*load.threads, load.sampler])
+    assert load.unexpected == []
+    assert load.ops["down"] > 0, "no checkout was attempted during the outage"
+    return load
+
+
+def test_worker_rides_out_a_restart_shorter_than_the_checkout_timeout(
+    throwaway_pg: ThrowawayPostgres,
+    pools: list[Pool],
+    record_property: Callable[[str, Any], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The pool logs each failed connect, thousands here: the test counts them.
+    caplog.set_level(logging.ERROR, logger="poolhouse")
+    load = run_outage(throwaway_pg, pools, True, record_property)
+
+    assert max(n for _, n in load.sessions) <= POOL_SIZE + MAX_OVERFLOW, load.sessions
+    failures = load.checkout_failures
+    assert not failures, (
+        f"{len(failures)} checkouts failed with the worker on: "
+        f"{failure_sites(failures)}; {load.summary()}"
+    )
+
+
+def test_without_worker_for_comparison(
+    throwaway_pg: ThrowawayPostgres,
+    pools: list[Pool],
+    record_property: Callable[[str, Any], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Today's behaviour, reported only: checkouts fail while the server is
+    down (the figures are in the output and the test's properties)."""
+    caplog.set_level(logging.ERROR, logger="poolhouse")
+    run_outage(throwaway_pg, pools, False, record_property)

@@ -146,6 +146,7 @@ class AsyncQueuePool(AsyncPool[ConnT]):
             SlotQueue(pool_size, max_overflow, use_lifo)
         )
         self._background_worker = background
+        self._callers_dial = not background
         self._slots.grown_by_worker = background
         self._min_idle = min_idle
         self._max_idle_time = max_idle_time
@@ -380,9 +381,16 @@ class AsyncQueuePool(AsyncPool[ConnT]):
 
     # -- the background worker --------------------------------------------------
 
+    async def _give_up_empty(self, rec: AsyncConnectionRecord[ConnT]) -> None:
+        with self._lock:
+            self._slots.free_slot()  # no heir: the worker opens the next one
+        self._call_worker()
+
     def _call_worker(self) -> None:
         """Start the worker if it is not running (at first use, after a
-        fork), and wake it: a caller waits, or a slot was freed."""
+        fork), and wake it: a caller waits, or a slot was freed.  While
+        connects fail it is left to its backoff: callers waking it would
+        make it dial as often as they arrive."""
         if not _acompat.worker_running(self._worker):
             with self._lock:
                 if self._closed or _acompat.worker_running(self._worker):
@@ -391,6 +399,8 @@ class AsyncQueuePool(AsyncPool[ConnT]):
                 self._worker = _acompat.start_worker(
                     _run_worker, weakref.ref(self), f"poolhouse-worker-{id(self):#x}"
                 )
+        elif self._down_since is not None:
+            return
         self._wakeup.set()
 
     async def _maintain(self) -> float | None:
@@ -421,6 +431,13 @@ class AsyncQueuePool(AsyncPool[ConnT]):
                 raise
             return await self._note_connect_failure(err)
         self._note_connect_success()
+        if self._closed:  # closed while this one was opening
+            try:
+                await rec._close_connection()
+            finally:
+                with self._lock:
+                    self._slots.free_slot()
+            return None
         rec._last_used = self._clock()
         await self._do_return_conn(rec)
         return 0

@@ -65,6 +65,11 @@ from .record import ConnectionRecord
 _PoolT = TypeVar("_PoolT", bound="Pool[Any]")
 
 
+class _LeaveItToTheWorker(Exception):
+    """Raised inside a checkout whose record has no connection, in a pool
+    whose background worker does all the connecting."""
+
+
 #: Every pool alive in this process, for the fork handler.
 _live_pools: weakref.WeakSet[Pool[Any]] = weakref.WeakSet()
 
@@ -116,6 +121,9 @@ class Pool(abc.ABC, Generic[ConnT]):
 
     _is_event_target: ClassVar[bool] = True
     _is_asyncio: ClassVar[bool] = _acompat.IS_ASYNCIO
+    #: Whether a caller opens a connection itself when its record has none
+    #: (not with a queue pool's background worker, which does all dialling).
+    _callers_dial = True
     #: Whether one record is checked out by several users at once, so its
     #: user count needs the lock.
     _shares_records: ClassVar[bool] = False
@@ -380,6 +388,11 @@ class Pool(abc.ABC, Generic[ConnT]):
         """How many connections are checked out now."""
         return sum(1 for rec in list(self._records) if rec._checkouts)
 
+    def _give_up_empty(self, rec: ConnectionRecord[ConnT]) -> None:
+        """Drop an empty record a caller got, and its slot (pools whose
+        callers never dial override this)."""
+        raise NotImplementedError
+
     def _fail_waiters(self) -> None:
         """Wake the callers waiting for a connection with PoolClosedError
         (pools that make callers wait override this)."""
@@ -480,6 +493,12 @@ class Pool(abc.ABC, Generic[ConnT]):
                 else:
                     conn = self._usable_connection(rec)
                     rec._checkouts = 1
+            except _LeaveItToTheWorker:
+                # Its connection is gone, and callers do not dial: wait in
+                # line again for a returned one or one the worker opens.
+                self._give_up_empty(rec)
+                rec = self._do_get()
+                continue
             except BaseException:
                 self._give_back(rec)
                 raise
@@ -541,7 +560,10 @@ class Pool(abc.ABC, Generic[ConnT]):
             ):
                 conn = self._pinged(rec, conn)
         if conn is None:
-            rec._connect()
+            if self._callers_dial:
+                rec._connect()
+            else:
+                raise _LeaveItToTheWorker
             conn = rec.dbapi_connection
             assert conn is not None  # _connect() sets it or raises
         rec._fresh = False

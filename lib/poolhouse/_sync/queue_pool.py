@@ -147,6 +147,7 @@ class QueuePool(Pool[ConnT]):
             pool_size, max_overflow, use_lifo
         )
         self._background_worker = background
+        self._callers_dial = not background
         self._slots.grown_by_worker = background
         self._min_idle = min_idle
         self._max_idle_time = max_idle_time
@@ -381,9 +382,16 @@ class QueuePool(Pool[ConnT]):
 
     # -- the background worker --------------------------------------------------
 
+    def _give_up_empty(self, rec: ConnectionRecord[ConnT]) -> None:
+        with self._lock:
+            self._slots.free_slot()  # no heir: the worker opens the next one
+        self._call_worker()
+
     def _call_worker(self) -> None:
         """Start the worker if it is not running (at first use, after a
-        fork), and wake it: a caller waits, or a slot was freed."""
+        fork), and wake it: a caller waits, or a slot was freed.  While
+        connects fail it is left to its backoff: callers waking it would
+        make it dial as often as they arrive."""
         if not _acompat.worker_running(self._worker):
             with self._lock:
                 if self._closed or _acompat.worker_running(self._worker):
@@ -392,6 +400,8 @@ class QueuePool(Pool[ConnT]):
                 self._worker = _acompat.start_worker(
                     _run_worker, weakref.ref(self), f"poolhouse-worker-{id(self):#x}"
                 )
+        elif self._down_since is not None:
+            return
         self._wakeup.set()
 
     def _maintain(self) -> float | None:
@@ -422,6 +432,13 @@ class QueuePool(Pool[ConnT]):
                 raise
             return self._note_connect_failure(err)
         self._note_connect_success()
+        if self._closed:  # closed while this one was opening
+            try:
+                rec._close_connection()
+            finally:
+                with self._lock:
+                    self._slots.free_slot()
+            return None
         rec._last_used = self._clock()
         self._do_return_conn(rec)
         return 0
