@@ -22,6 +22,7 @@ from poolhouse import Pool
 from poolhouse import QueuePool
 from poolhouse import SingletonThreadPool
 from poolhouse import StaticPool
+from poolhouse import exc
 from poolhouse._queue import Marker
 from poolhouse._queue import SlotQueue
 from poolhouse._sync import _acompat as sync_acompat
@@ -1363,3 +1364,36 @@ def test_every_status_names_the_pool(cls: type[Pool], dbapi: FakeDBAPI) -> None:
     assert status.startswith(repr(pool))
     assert "'named'" in status
     assert "\n" not in status
+
+
+def test_timeout_while_connects_fail_chains_the_last_connect_error(
+    dialect: FakeDialect,
+) -> None:
+    """No worker: callers dial.  One connect failed and another is still
+    dialling in the only slot: a caller that times out meanwhile learns why."""
+    dbapi = FakeDBAPI()
+    dialling, release = threading.Event(), threading.Event()
+    error = FakeOperationalError("server down")
+    calls: list[int] = []
+
+    def creator() -> FakeConnection:
+        calls.append(1)
+        if len(calls) == 1:
+            raise error
+        dialling.set()
+        assert release.wait(10)
+        return dbapi.connect()
+
+    pool = QueuePool(creator, pool_size=1, max_overflow=0, timeout=0, dialect=dialect)
+    with pytest.raises(FakeOperationalError):
+        pool.connect()
+    holder = threading.Thread(target=lambda: pool.connect().close())
+    holder.start()
+    assert dialling.wait(10)
+    with pytest.raises(exc.TimeoutError, match="unreachable for") as info:
+        pool.connect()
+    assert info.value.__cause__ is error
+    release.set()
+    holder.join(10)
+    assert not holder.is_alive()
+    assert pool.checkedout() == 0

@@ -644,6 +644,8 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
         else:
             rec._checkouts = 0
         await self._do_return_conn(rec)
+        if self._closed:
+            self._note_if_all_returned()
 
     # -- checkin ----------------------------------------------------------------------
 
@@ -689,8 +691,12 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
             await rec._close_connection()  # the pool is closed, or drained
         finally:
             await self._do_return_conn(rec)
-            if self._all_returned is not None and not self._in_use():
-                self._all_returned.set()
+            self._note_if_all_returned()
+
+    def _note_if_all_returned(self) -> None:
+        """Wake close() once the last connection out at close time is back."""
+        if self._all_returned is not None and not self._in_use():
+            self._all_returned.set()
 
     async def _reset(
         self,

@@ -384,7 +384,10 @@ class AsyncQueuePool(AsyncPool[ConnT]):
     async def _give_up_empty(self, rec: AsyncConnectionRecord[ConnT]) -> None:
         with self._lock:
             self._slots.free_slot()  # no heir: the worker opens the next one
-        self._call_worker()
+        if self._closed:
+            self._note_if_all_returned()
+        else:
+            self._call_worker()
 
     def _call_worker(self) -> None:
         """Start the worker if it is not running (at first use, after a
@@ -437,6 +440,7 @@ class AsyncQueuePool(AsyncPool[ConnT]):
             finally:
                 with self._lock:
                     self._slots.free_slot()
+                self._note_if_all_returned()
             return None
         rec._last_used = self._clock()
         await self._do_return_conn(rec)
@@ -489,14 +493,18 @@ class AsyncQueuePool(AsyncPool[ConnT]):
         delay = backoff_delay(
             self._connect_failures, self._reconnect_backoff_max, self._random
         )
-        self.logger.warning(
-            "%r: connecting failed %d times in a row (%s: %s); next try in %.2fs",
-            self,
-            self._connect_failures,
-            type(err).__name__,
-            err,
-            delay,
-        )
+        if self._background_worker:
+            # The worker swallows the error (a caller gets it as the cause of
+            # a timeout), so it is logged here; a caller's own failed connect
+            # reaches the caller, and is not logged twice.
+            self.logger.warning(
+                "%r: connecting failed %d times in a row (%s: %s); next try in %.2fs",
+                self,
+                self._connect_failures,
+                type(err).__name__,
+                err,
+                delay,
+            )
         limit = self._reconnect_timeout
         if limit is not None and not self._unreachable:
             if now - self._down_since >= limit:

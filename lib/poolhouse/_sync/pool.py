@@ -643,6 +643,8 @@ class Pool(abc.ABC, Generic[ConnT]):
         else:
             rec._checkouts = 0
         self._do_return_conn(rec)
+        if self._closed:
+            self._note_if_all_returned()
 
     # -- checkin ----------------------------------------------------------------------
 
@@ -688,8 +690,12 @@ class Pool(abc.ABC, Generic[ConnT]):
             rec._close_connection()  # the pool is closed, or drained
         finally:
             self._do_return_conn(rec)
-            if self._all_returned is not None and not self._in_use():
-                self._all_returned.set()
+            self._note_if_all_returned()
+
+    def _note_if_all_returned(self) -> None:
+        """Wake close() once the last connection out at close time is back."""
+        if self._all_returned is not None and not self._in_use():
+            self._all_returned.set()
 
     def _reset(
         self,
