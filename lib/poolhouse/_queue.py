@@ -189,12 +189,14 @@ class SlotQueue(Generic[_T, _W]):
         self.opened -= 1
         return None
 
-    def reserve_growth(self, min_idle: int) -> bool:
-        """For the worker: reserve a slot if a waiter needs an item, or fewer
-        than *min_idle* are idle, and there is room.  The worker then opens
-        the item and returns it with :meth:`give_back`, or calls
+    def reserve_growth(self, min_idle: int, probe: bool = False) -> bool:
+        """For the worker: reserve a slot if there is room and a waiter needs
+        an item, fewer than *min_idle* are idle (never more than *pool_size*
+        count), or *probe* (the server is down: try anyway).  The worker then
+        opens the item and returns it with :meth:`give_back`, or calls
         :meth:`free_slot` if that failed."""
-        if self.has_room() and (self.waiters or len(self.idle) < min_idle):
+        floor = min(min_idle, self.pool_size) if self.pool_size else min_idle
+        if self.has_room() and (self.waiters or len(self.idle) < floor or probe):
             self.opened += 1
             return True
         return False

@@ -63,3 +63,12 @@ class Flag:
         except TimeoutError:
             return False
         return True
+
+
+async def ended(worker: Any, timeout: float = 10) -> bool:
+    """Wait for a pool's worker task to end; tell whether it did."""
+    try:
+        await asyncio.wait_for(asyncio.shield(worker), timeout)
+    except TimeoutError:
+        return False
+    return True

@@ -16,6 +16,9 @@ from poolhouse.aio import AsyncQueuePool
 from ..fakedbapi import FakeAsyncConnection
 from ..fakedbapi import FakeAsyncDBAPI
 from . import _acompat
+from ._acompat import Background
+from ._acompat import checkpoint
+from ._acompat import current_actor
 
 ALL_EVENTS = tuple(events.SIGNATURES)
 
@@ -95,3 +98,23 @@ def assert_nothing_leaked(pool: AsyncQueuePool, dbapi: FakeAsyncDBAPI) -> None:
     assert slots.closing == 0
     assert slots.opened == len(slots.idle)
     assert pooled_numbers(pool) == sorted(c.number for c in dbapi.open_connections())
+
+
+async def wait_until_queued(pool: AsyncQueuePool, waiting: Background) -> None:
+    """Let *waiting* run until it waits in *pool*'s line (it must not end)."""
+    while "waiting=1" not in pool.status():
+        assert waiting.is_running()
+        await checkpoint()
+
+
+class DialLog:
+    """A creator on the fake driver that notes who dialled each connection."""
+
+    def __init__(self, dbapi: FakeAsyncDBAPI) -> None:
+        self._dbapi = dbapi
+        #: What ran each call (a task here, a thread on the other side).
+        self.dialled_by: list[object] = []
+
+    async def __call__(self) -> FakeAsyncConnection:
+        self.dialled_by.append(current_actor())
+        return await self._dbapi.connect()

@@ -16,6 +16,7 @@ from ..fakedbapi import FakeAsyncDBAPI
 from ..fakedbapi import FakeAsyncDialect
 from ._acompat import Background
 from ._acompat import checkpoint
+from .support import wait_until_queued
 
 pytestmark = pytest.mark.asyncio
 
@@ -75,9 +76,7 @@ async def test_waiters_fail_when_the_pool_closes(
     pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=None)
     held = await pool.connect()
     waiting = Background(pool.connect)
-    while "waiting=1" not in pool.status():
-        assert waiting.is_running()
-        await checkpoint()
+    await wait_until_queued(pool, waiting)
     await pool.close(timeout=0)
     with pytest.raises(exc.PoolClosedError):
         await waiting.result()

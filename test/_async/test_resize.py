@@ -8,8 +8,8 @@ import pytest
 
 from ..fakedbapi import FakeAsyncDBAPI
 from ._acompat import Background
-from ._acompat import checkpoint
 from .support import number
+from .support import wait_until_queued
 
 pytestmark = pytest.mark.asyncio
 
@@ -47,9 +47,7 @@ async def test_growing_lets_a_waiter_in(
     pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=None)
     held = await pool.connect()
     waiting = Background(pool.connect)
-    while "waiting=1" not in pool.status():
-        assert waiting.is_running()
-        await checkpoint()
+    await wait_until_queued(pool, waiting)
     await pool.resize(2, max_overflow=0)
     got = await waiting.result()
     assert number(got) == 2

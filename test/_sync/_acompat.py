@@ -70,3 +70,9 @@ class Flag:
 
     def wait(self, timeout: float = 10) -> bool:
         return self._event.wait(timeout)
+
+
+def ended(worker: Any, timeout: float = 10) -> bool:
+    """Wait for a pool's worker thread to end; tell whether it did."""
+    worker.join(timeout)
+    return not worker.is_alive()

@@ -17,6 +17,9 @@ from poolhouse import events
 from ..fakedbapi import FakeConnection
 from ..fakedbapi import FakeDBAPI
 from . import _acompat
+from ._acompat import Background
+from ._acompat import checkpoint
+from ._acompat import current_actor
 
 ALL_EVENTS = tuple(events.SIGNATURES)
 
@@ -96,3 +99,23 @@ def assert_nothing_leaked(pool: QueuePool, dbapi: FakeDBAPI) -> None:
     assert slots.closing == 0
     assert slots.opened == len(slots.idle)
     assert pooled_numbers(pool) == sorted(c.number for c in dbapi.open_connections())
+
+
+def wait_until_queued(pool: QueuePool, waiting: Background) -> None:
+    """Let *waiting* run until it waits in *pool*'s line (it must not end)."""
+    while "waiting=1" not in pool.status():
+        assert waiting.is_running()
+        checkpoint()
+
+
+class DialLog:
+    """A creator on the fake driver that notes who dialled each connection."""
+
+    def __init__(self, dbapi: FakeDBAPI) -> None:
+        self._dbapi = dbapi
+        #: What ran each call (a task here, a thread on the other side).
+        self.dialled_by: list[object] = []
+
+    def __call__(self) -> FakeConnection:
+        self.dialled_by.append(current_actor())
+        return self._dbapi.connect()

@@ -17,6 +17,7 @@ from ..fakedbapi import FakeDBAPI
 from ..fakedbapi import FakeDialect
 from ._acompat import Background
 from ._acompat import checkpoint
+from .support import wait_until_queued
 
 MakeQueuePool = Any
 
@@ -74,9 +75,7 @@ def test_waiters_fail_when_the_pool_closes(
     pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=None)
     held = pool.connect()
     waiting = Background(pool.connect)
-    while "waiting=1" not in pool.status():
-        assert waiting.is_running()
-        checkpoint()
+    wait_until_queued(pool, waiting)
     pool.close(timeout=0)
     with pytest.raises(exc.PoolClosedError):
         waiting.result()

@@ -9,8 +9,8 @@ import pytest
 
 from ..fakedbapi import FakeDBAPI
 from ._acompat import Background
-from ._acompat import checkpoint
 from .support import number
+from .support import wait_until_queued
 
 MakeQueuePool = Any
 
@@ -46,9 +46,7 @@ def test_growing_lets_a_waiter_in(
     pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=None)
     held = pool.connect()
     waiting = Background(pool.connect)
-    while "waiting=1" not in pool.status():
-        assert waiting.is_running()
-        checkpoint()
+    wait_until_queued(pool, waiting)
     pool.resize(2, max_overflow=0)
     got = waiting.result()
     assert number(got) == 2

@@ -9,6 +9,7 @@ synchronised on pool events.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
@@ -19,9 +20,14 @@ from poolhouse import exc
 from ..conftest import FakeClock
 from ..fakedbapi import FakeDBAPI
 from ..fakedbapi import FakeOperationalError
+from ._acompat import Background
 from ._acompat import Flag
+from ._acompat import checkpoint
 from ._acompat import current_actor
+from ._acompat import ended
+from .support import DialLog
 from .support import number
+from .support import wait_until_queued
 
 MakeQueuePool = Any
 
@@ -40,17 +46,12 @@ def test_no_worker_exists_until_the_first_checkout(
 def test_callers_wait_for_the_worker_instead_of_dialling(
     make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
 ) -> None:
-    dialled_by: list[object] = []
-
-    def creator() -> Any:
-        dialled_by.append(current_actor())
-        return dbapi.connect()
-
+    creator = DialLog(dbapi)
     pool = make_queue_pool(creator, pool_size=2, max_overflow=0, background=True)
     first = pool.connect()
     second = pool.connect()
     assert [number(first), number(second)] == [1, 2]
-    assert current_actor() not in dialled_by
+    assert current_actor() not in creator.dialled_by
     first.close()
     second.close()
     pool.close()
@@ -222,17 +223,101 @@ def test_bad_worker_options_are_refused(
 def test_callers_leave_replacing_a_dead_connection_to_the_worker(
     make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
 ) -> None:
-    dialled_by: list[object] = []
-
-    def creator() -> Any:
-        dialled_by.append(current_actor())
-        return dbapi.connect()
-
+    creator = DialLog(dbapi)
     pool = make_queue_pool(creator, pool_size=1, max_overflow=0, background=True)
     conn = pool.connect()
     conn.invalidate()  # the slot comes back empty
     again = pool.connect()
     assert number(again) == 2
-    assert len(dialled_by) == 2 and current_actor() not in dialled_by
+    assert len(creator.dialled_by) == 2
+    assert current_actor() not in creator.dialled_by
     again.close()
     pool.close()
+
+
+# -- regressions found in review ---------------------------------------------------
+
+
+def test_worker_keeps_probing_while_down_even_with_nobody_waiting(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=2, background=True, min_idle=1)
+    dbapi.refuse_connect = FakeOperationalError("down")
+    pool._maintain()
+    pool._min_idle = 0  # nobody needs a connection now
+    assert pool._maintain() is not None  # a backoff, not "until woken"
+    assert len(dbapi.calls_named("connect-refused")) == 2
+    dbapi.refuse_connect = None
+    assert pool._maintain() == 0  # the probe worked: the outage is over
+    assert pool._down_since is None and pool.checkedin() == 1
+    assert pool._maintain() is None
+
+
+def test_resize_below_min_idle_does_not_churn(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=5, background=True, min_idle=3)
+    for _ in range(3):
+        pool._maintain()
+    pool.resize(2)
+    assert pool._maintain() is None
+    assert len(dbapi.calls_named("connect")) == 3 and pool.checkedin() == 2
+
+
+def test_an_empty_record_is_not_pooled_and_min_idle_is_refilled(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=3, background=True, min_idle=2)
+    refilled = Flag()
+    event.listen(
+        pool, "connect", lambda c, r: refilled.set() if c.number == 3 else None
+    )
+    conn = pool.connect()  # the worker opens 1, then 2 for min_idle
+    conn.invalidate()  # 1's slot comes back empty: freed, not pooled
+    assert refilled.wait()  # the worker opened 3 to keep min_idle
+    for _ in range(100_000):  # until 3 is in the pool (the worker's next step)
+        if pool.checkedin() == 2:
+            break
+        checkpoint()
+    assert pool.checkedin() == 2
+    assert pool._slots.opened == 2  # both idle ones are real connections
+    assert all(rec.dbapi_connection is not None for rec in pool._slots.idle)
+    pool.close()
+
+
+def test_resize_lets_the_worker_serve_a_waiter(
+    make_queue_pool: MakeQueuePool, dbapi: FakeDBAPI
+) -> None:
+    pool = make_queue_pool(pool_size=1, max_overflow=0, timeout=10, background=True)
+    held = pool.connect()
+    waiting = Background(pool.connect)
+    wait_until_queued(pool, waiting)
+    pool.resize(2, max_overflow=0)
+    got = waiting.result()
+    assert number(got) == 2
+    got.close()
+    held.close()
+    pool.close()
+
+
+def test_close_returns_once_a_detached_connection_leaves(
+    make_queue_pool: MakeQueuePool,
+) -> None:
+    pool = make_queue_pool()
+    conn = pool.connect()
+    closing = Background(lambda: pool.close(timeout=None))
+    while not pool.closed:
+        checkpoint()
+    conn.detach()
+    closing.result()
+    conn.close()
+
+
+def test_a_dropped_pool_ends_its_worker(make_queue_pool: MakeQueuePool) -> None:
+    pool = make_queue_pool(background=True)
+    conn = pool.connect()
+    conn.close()
+    worker = pool._worker
+    del pool, conn
+    gc.collect()
+    assert ended(worker)

@@ -12,6 +12,7 @@ import contextlib
 import inspect
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable
 from collections.abc import Callable
@@ -285,9 +286,18 @@ async def wait_wakeup(wakeup: asyncio.Event, timeout: float | None) -> None:
         await asyncio.wait_for(wakeup.wait(), timeout)
 
 
-def start_worker(run: Callable[[Any], Awaitable[None]], ref: Any, name: str) -> Any:
-    """Start ``run(ref)`` as a task on the running loop."""
-    return asyncio.ensure_future(run(ref))
+def start_worker(
+    run: Callable[[Any], Awaitable[None]], pool: Any, wakeup: asyncio.Event, name: str
+) -> Any:
+    """Start ``run(weakref to pool)`` as a task on the running loop; when the
+    pool is collected, *wakeup* is set (on the loop) so the worker ends."""
+    loop = asyncio.get_running_loop()
+
+    def collected(_: Any) -> None:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(wakeup.set)
+
+    return asyncio.ensure_future(run(weakref.ref(pool, collected)))
 
 
 def worker_running(worker: Any) -> bool:

@@ -283,18 +283,22 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
         :return: once every connection came back, or *timeout* passed (a
             warning then says how many are still out).
         """
+        await self._close(timeout, warn=True)
+
+    async def _close(self, timeout: float | None, warn: bool) -> None:
         if timeout is not None:
             check_seconds("timeout", timeout, "use seconds >= 0, or None to wait")
         if not self._closed:
             self._all_returned = _acompat.Event()
             self._closed = True
-            self._special_generation = math.inf
+            with self._lock:
+                self._special_generation = math.inf
             self.logger.info("closing: %d connections checked out", self._in_use())
             self._fail_waiters()
             await self.dispose()
         if not self._in_use():
             return
-        if not await _acompat.wait_event(self._all_returned, timeout):
+        if not await _acompat.wait_event(self._all_returned, timeout) and warn:
             self.logger.warning(
                 "%r: closed with %d connections still checked out after %.2fs; "
                 "they are closed when returned",
@@ -310,7 +314,7 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
         :class:`~poolhouse.exc.InvalidRequestError`; closing it is still
         fine.  Idempotent.
         """
-        await self.close(timeout=0)
+        await self._close(timeout=0, warn=False)  # it closes those in use next
         busy = [rec for rec in list(self._records) if rec.dbapi_connection is not None]
         self.logger.info("terminating: closing %d connections in use", len(busy))
         await self._discard_records(busy)
@@ -320,7 +324,8 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
         credentials apply): idle connections are closed now, checked-out
         ones when they come back.
         """
-        self._special_generation = max(self._special_generation, self._generation)
+        with self._lock:  # never lowering close()'s inf
+            self._special_generation = max(self._special_generation, self._generation)
         self.logger.info("draining: every connection open now is replaced")
         await self.dispose()
 
@@ -643,9 +648,15 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
                 return  # other users still hold the shared record
         else:
             rec._checkouts = 0
-        await self._do_return_conn(rec)
-        if self._closed:
-            self._note_if_all_returned()
+        await self._return_record(rec)
+
+    async def _return_record(self, rec: AsyncConnectionRecord[ConnT]) -> None:
+        """Hand a record back to the pool class, by the special path when the
+        pool is closed or drained, or the record predates a fork."""
+        if rec._generation <= self._special_generation:
+            await self._checkin_special(rec)
+        else:
+            await self._do_return_conn(rec)
 
     # -- checkin ----------------------------------------------------------------------
 
@@ -673,6 +684,7 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
                 rec._checkouts = 0
             if self._stamps_returns:
                 rec._last_used = self._clock()
+            # _return_record(), written out: this is the hot path.
             if rec._generation <= self._special_generation:
                 await self._checkin_special(rec)
             else:
@@ -763,7 +775,7 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
             if not remaining:
                 if not self._shares_records:
                     rec._checkouts = 0
-                await self._do_return_conn(rec)
+                await self._return_record(rec)
 
     async def _close_detached(self, conn: Any) -> None:
         """Reset and close a detached connection for good.

@@ -172,15 +172,20 @@ class AsyncQueuePool(AsyncPool[ConnT]):
             if self._closed:
                 raise pool_closed_error(self)
             got = slots.take()
-            if got is None:
-                if self._unreachable:
-                    raise self._unreachable_error()
+            unreachable = got is None and self._unreachable
+            if got is None and not unreachable:
                 waiter = _acompat.new_waiter(self)
                 slots.enqueue(waiter)
         if self._background_worker and (got is None or self._worker is None):
             self._call_worker()
+        if unreachable:
+            raise self._unreachable_error()
         if got is None:
             got = await self._wait(waiter)
+            if self._closed and not isinstance(got, Marker | type(None)):
+                # Granted just before close() failed the line: give it back.
+                await self._pass_on(got)
+                raise pool_closed_error(self)
         if got is CREATE:
             try:
                 rec = await self._create_connection()
@@ -237,7 +242,7 @@ class AsyncQueuePool(AsyncPool[ConnT]):
     async def _pass_on(self, granted: Any) -> None:
         """Give back what a waiter was granted but will not use."""
         if isinstance(granted, AsyncConnectionRecord):
-            await self._do_return_conn(granted)
+            await self._return_record(granted)
         elif granted is CREATE:
             self._free_slot()
 
@@ -246,10 +251,17 @@ class AsyncQueuePool(AsyncPool[ConnT]):
             heir = self._slots.free_slot(closed)
             if heir is not None:
                 heir.grant(CREATE)
-        if self._background_worker and self._slots.waiters:
-            self._call_worker()  # room for a waiter: the worker opens one
+        if self._closed:
+            self._note_if_all_returned()
+        elif self._background_worker:
+            self._wake_worker()  # room: the worker opens one if it is needed
 
     async def _do_return_conn(self, rec: AsyncConnectionRecord[ConnT]) -> None:
+        if self._background_worker and rec.dbapi_connection is None:
+            # An empty record would only send its next caller back to the
+            # line: give up its slot, and let the worker open a new one.
+            self._free_slot()
+            return
         with self._lock:
             heir = self._slots.give_back(rec)
             if heir is None:
@@ -274,6 +286,9 @@ class AsyncQueuePool(AsyncPool[ConnT]):
         self._slots = SlotQueue(self._pool_size, self._max_overflow, self._use_lifo)
         self._slots.grown_by_worker = self._background_worker
         self._worker = self._wakeup = None  # the parent's thread is not here
+        self._connect_failures = 0
+        self._down_since = None
+        self._unreachable = False
 
     def _fail_waiters(self) -> None:
         with self._lock:
@@ -322,6 +337,8 @@ class AsyncQueuePool(AsyncPool[ConnT]):
             len(surplus),
         )
         await self._discard_records(surplus, after_each=self._closed_one)
+        if self._background_worker:
+            self._wake_worker()  # a larger pool: room for its waiters
 
     def _closed_one(self, rec: AsyncConnectionRecord[ConnT]) -> None:
         self._free_slot(closed=True)
@@ -387,7 +404,7 @@ class AsyncQueuePool(AsyncPool[ConnT]):
         if self._closed:
             self._note_if_all_returned()
         else:
-            self._call_worker()
+            self._wake_worker()
 
     def _call_worker(self) -> None:
         """Start the worker if it is not running (at first use, after a
@@ -400,11 +417,14 @@ class AsyncQueuePool(AsyncPool[ConnT]):
                     return
                 self._wakeup = _acompat.Wakeup()
                 self._worker = _acompat.start_worker(
-                    _run_worker, weakref.ref(self), f"poolhouse-worker-{id(self):#x}"
+                    _run_worker, self, self._wakeup, f"poolhouse-worker-{id(self):#x}"
                 )
-        elif self._down_since is not None:
-            return
-        self._wakeup.set()
+        self._wake_worker()
+
+    def _wake_worker(self) -> None:
+        """Wake the worker if it runs and is not backing off."""
+        if self._wakeup is not None and self._down_since is None:
+            self._wakeup.set()
 
     async def _maintain(self) -> float | None:
         """Do the worker's next piece of work: open one connection (a caller
@@ -416,7 +436,11 @@ class AsyncQueuePool(AsyncPool[ConnT]):
         """
         now = self._clock()
         with self._lock:
-            grow = self._slots.reserve_growth(self._min_idle)
+            # While the database is down, keep probing even if nobody waits:
+            # only a successful connect ends the outage.
+            grow = self._slots.reserve_growth(
+                self._min_idle, probe=self._down_since is not None
+            )
             retired = [] if grow else self._retirable(now)
             self._slots.remove_idle(retired)
         if retired:
@@ -430,20 +454,15 @@ class AsyncQueuePool(AsyncPool[ConnT]):
         except BaseException as err:
             with self._lock:
                 self._slots.free_slot()  # without waking the worker: it backs off
+            if self._closed:
+                self._note_if_all_returned()
             if not isinstance(err, Exception):
                 raise
             return await self._note_connect_failure(err)
         self._note_connect_success()
-        if self._closed:  # closed while this one was opening
-            try:
-                await rec._close_connection()
-            finally:
-                with self._lock:
-                    self._slots.free_slot()
-                self._note_if_all_returned()
-            return None
         rec._last_used = self._clock()
-        await self._do_return_conn(rec)
+        # A pool closed meanwhile closes it (the special path).
+        await self._return_record(rec)
         return 0
 
     def _retirable(self, now: float) -> list[AsyncConnectionRecord[ConnT]]:
@@ -453,12 +472,12 @@ class AsyncQueuePool(AsyncPool[ConnT]):
         spare = len(idle) - self._min_idle
         chosen = []
         for rec in idle:
-            if now - rec.starttime > rec._lifetime:
+            if now - rec.starttime >= rec._lifetime:
                 chosen.append(rec)
             elif (
                 spare > 0
                 and self._max_idle_time is not None
-                and now - rec._last_used > self._max_idle_time
+                and now - rec._last_used >= self._max_idle_time
             ):
                 chosen.append(rec)
                 spare -= 1

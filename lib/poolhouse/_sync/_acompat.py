@@ -8,6 +8,7 @@ else in this package but :mod:`.singleton` is generated from
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 from typing import TypeVar
@@ -125,8 +126,12 @@ def wait_wakeup(wakeup: threading.Event, timeout: float | None) -> None:
     wakeup.wait(timeout)
 
 
-def start_worker(run: Callable[[Any], None], ref: Any, name: str) -> Any:
-    """Start ``run(ref)`` in a daemon thread."""
+def start_worker(
+    run: Callable[[Any], None], pool: Any, wakeup: threading.Event, name: str
+) -> Any:
+    """Start ``run(weakref to pool)`` in a daemon thread; when the pool is
+    collected, *wakeup* is set so the worker ends."""
+    ref = weakref.ref(pool, lambda _: wakeup.set())
     thread = threading.Thread(target=run, args=(ref,), name=name, daemon=True)
     thread.start()
     return thread

@@ -284,18 +284,22 @@ class Pool(abc.ABC, Generic[ConnT]):
         :return: once every connection came back, or *timeout* passed (a
             warning then says how many are still out).
         """
+        self._close(timeout, warn=True)
+
+    def _close(self, timeout: float | None, warn: bool) -> None:
         if timeout is not None:
             check_seconds("timeout", timeout, "use seconds >= 0, or None to wait")
         if not self._closed:
             self._all_returned = _acompat.Event()
             self._closed = True
-            self._special_generation = math.inf
+            with self._lock:
+                self._special_generation = math.inf
             self.logger.info("closing: %d connections checked out", self._in_use())
             self._fail_waiters()
             self.dispose()
         if not self._in_use():
             return
-        if not _acompat.wait_event(self._all_returned, timeout):
+        if not _acompat.wait_event(self._all_returned, timeout) and warn:
             self.logger.warning(
                 "%r: closed with %d connections still checked out after %.2fs; "
                 "they are closed when returned",
@@ -311,7 +315,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         :class:`~poolhouse.exc.InvalidRequestError`; closing it is still
         fine.  Idempotent.
         """
-        self.close(timeout=0)
+        self._close(timeout=0, warn=False)  # it closes those in use next
         busy = [rec for rec in list(self._records) if rec.dbapi_connection is not None]
         self.logger.info("terminating: closing %d connections in use", len(busy))
         self._discard_records(busy)
@@ -321,7 +325,8 @@ class Pool(abc.ABC, Generic[ConnT]):
         credentials apply): idle connections are closed now, checked-out
         ones when they come back.
         """
-        self._special_generation = max(self._special_generation, self._generation)
+        with self._lock:  # never lowering close()'s inf
+            self._special_generation = max(self._special_generation, self._generation)
         self.logger.info("draining: every connection open now is replaced")
         self.dispose()
 
@@ -642,9 +647,15 @@ class Pool(abc.ABC, Generic[ConnT]):
                 return  # other users still hold the shared record
         else:
             rec._checkouts = 0
-        self._do_return_conn(rec)
-        if self._closed:
-            self._note_if_all_returned()
+        self._return_record(rec)
+
+    def _return_record(self, rec: ConnectionRecord[ConnT]) -> None:
+        """Hand a record back to the pool class, by the special path when the
+        pool is closed or drained, or the record predates a fork."""
+        if rec._generation <= self._special_generation:
+            self._checkin_special(rec)
+        else:
+            self._do_return_conn(rec)
 
     # -- checkin ----------------------------------------------------------------------
 
@@ -672,6 +683,7 @@ class Pool(abc.ABC, Generic[ConnT]):
                 rec._checkouts = 0
             if self._stamps_returns:
                 rec._last_used = self._clock()
+            # _return_record(), written out: this is the hot path.
             if rec._generation <= self._special_generation:
                 self._checkin_special(rec)
             else:
@@ -762,7 +774,7 @@ class Pool(abc.ABC, Generic[ConnT]):
             if not remaining:
                 if not self._shares_records:
                     rec._checkouts = 0
-                self._do_return_conn(rec)
+                self._return_record(rec)
 
     def _close_detached(self, conn: Any) -> None:
         """Reset and close a detached connection for good.
