@@ -158,7 +158,11 @@ class FakeDBAPI:
 
 
 class FakeDialect:
-    """A dialect for the fake driver: its OperationalError is a disconnect."""
+    """A dialect for the fake driver: its OperationalError is a disconnect.
+
+    Its ping follows the dialects' contract (SQLAlchemy 2.x's): a failed round
+    trip raises the driver's error, which the pool hands to ``is_disconnect``.
+    """
 
     def do_rollback(self, dbapi_connection: Any) -> None:
         dbapi_connection.rollback()
@@ -170,15 +174,23 @@ class FakeDialect:
         dbapi_connection.close()
 
     def do_ping(self, dbapi_connection: Any) -> bool:
-        try:
-            cur = dbapi_connection.cursor()
-            cur.execute("SELECT 1")
-        except FakeOperationalError:
-            return False
+        cur = dbapi_connection.cursor()
+        cur.execute("SELECT 1")
         return True
 
     def is_disconnect(self, exception: BaseException, dbapi_connection: Any) -> bool:
         return isinstance(exception, FakeOperationalError)
+
+
+class FalseOnDisconnectDialect(FakeDialect):
+    """A custom dialect written to the older contract: its ping catches the
+    disconnect itself and returns ``False``, which pools still accept."""
+
+    def do_ping(self, dbapi_connection: Any) -> bool:
+        try:
+            return super().do_ping(dbapi_connection)
+        except FakeOperationalError:
+            return False
 
 
 class LockCheckingDialect(FakeDialect):
@@ -394,18 +406,25 @@ class FakeAsyncDBAPI:
 class FakeAsyncDialect(AsyncDialect):
     """The asyncio dialect for the fake driver: its OperationalError is a
     disconnect, and it pings like :class:`FakeDialect` (``cursor()``, then
-    ``execute``), so both sides log the same calls; the rest is
-    :class:`AsyncDialect`'s."""
+    ``execute``; a failure raises the driver's error), so both sides log the
+    same calls; the rest is :class:`AsyncDialect`'s."""
 
     driver = "fakeasync"
 
     async def do_ping(self, dbapi_connection: Any) -> bool:
-        try:
-            cur = dbapi_connection.cursor()
-            await cur.execute("SELECT 1")
-        except FakeOperationalError:
-            return False
+        cur = dbapi_connection.cursor()
+        await cur.execute("SELECT 1")
         return True
 
     def is_disconnect(self, exception: BaseException, dbapi_connection: Any) -> bool:
         return isinstance(exception, FakeOperationalError)
+
+
+class FalseOnDisconnectAsyncDialect(FakeAsyncDialect):
+    """:class:`FalseOnDisconnectDialect` for the asyncio pools."""
+
+    async def do_ping(self, dbapi_connection: Any) -> bool:
+        try:
+            return await super().do_ping(dbapi_connection)
+        except FakeOperationalError:
+            return False

@@ -269,7 +269,16 @@ def test_no_creator_dialect_or_listener_call_holds_the_pool_lock(
         probe.note("creator")
         return dbapi.connect()
 
-    pool = QueuePool(creator, dialect=probe, pool_size=1, max_overflow=1, pre_ping=True)
+    pool = QueuePool(
+        creator,
+        dialect=probe,
+        pool_size=1,
+        max_overflow=1,
+        pre_ping=True,
+        leak_threshold=60,
+    )
+    clock = FakeClock()
+    pool._clock = clock
     commit_pool = QueuePool(creator, dialect=probe, reset_on_return="commit")
     probe.locks += [pool._lock, commit_pool._lock]
     for name in ALL_EVENTS:
@@ -302,6 +311,9 @@ def test_no_creator_dialect_or_listener_call_holds_the_pool_lock(
     conn.detach()
     conn.close()  # close_detached
     commit_pool.connect().close()  # do_commit
+    with pool.connect():
+        clock.advance(61)
+        pool._check_leaks()  # the leak watcher's step: leak
     pool.dispose()
 
     assert probe.held_at() == []

@@ -27,6 +27,7 @@ from poolhouse.dialects import dialect_for
 from poolhouse.dialects.sqlite3 import SQLite3Dialect
 
 from .fakedbapi import FakeAsyncDBAPI
+from .fakedbapi import FakeDBAPI
 from .fakedbapi import FakeOperationalError
 
 DRIVERS = ("psycopg", "psycopg2", "pymysql", "MySQLdb")
@@ -377,17 +378,22 @@ def test_ping_of_closed_connection_is_false_without_io(
 
 
 @pytest.mark.parametrize("driver", ["pymysql", "MySQLdb"])
-def test_mysql_ping_failure_with_lost_code_is_false(driver: str) -> None:
+def test_mysql_ping_failure_with_lost_code_raises_a_disconnect(driver: str) -> None:
     module = _driver(driver)
+    lost = module.OperationalError(2013, "Lost connection")
 
     class LostConnection(StubConnection):
         def ping(self, *args: Any, **kwargs: Any) -> None:
             self.calls.append(("ping", *map(repr, args), *map(repr, kwargs.items())))
-            raise module.OperationalError(2013, "Lost connection")
+            raise lost
 
     conn = LostConnection(open=True)
+    dialect = _dialect(driver)
 
-    assert _dialect(driver).do_ping(conn) is False
+    with pytest.raises(module.OperationalError) as info:
+        dialect.do_ping(conn)
+    assert info.value is lost
+    assert dialect.is_disconnect(info.value, conn) is True
     expected = ("ping", "('reconnect', False)") if driver == "pymysql" else ("ping",)
     assert conn.calls == [expected]
 
@@ -401,9 +407,13 @@ def test_mysql_ping_other_error_propagates(driver: str) -> None:
         def ping(self, *args: Any, **kwargs: Any) -> None:
             raise boom
 
+    conn = Refusing(open=True)
+    dialect = _dialect(driver)
+
     with pytest.raises(module.OperationalError) as info:
-        _dialect(driver).do_ping(Refusing(open=True))
+        dialect.do_ping(conn)
     assert info.value is boom
+    assert dialect.is_disconnect(info.value, conn) is False
 
 
 def test_sqlite3_rollback_ends_explicit_begin_under_autocommit() -> None:
@@ -449,13 +459,15 @@ def test_sqlite3_rollback_ends_explicit_begin_in_legacy_autocommit() -> None:
         conn.close()
 
 
-def test_sqlite3_ping_of_closed_connection_is_false() -> None:
+def test_sqlite3_ping_of_closed_connection_raises_a_disconnect() -> None:
     conn = sqlite3.connect(":memory:")
     dialect = SQLite3Dialect()
     assert dialect.do_ping(conn) is True
     conn.close()
 
-    assert dialect.do_ping(conn) is False
+    with pytest.raises(sqlite3.ProgrammingError, match="closed database") as info:
+        dialect.do_ping(conn)
+    assert dialect.is_disconnect(info.value, conn) is True
 
 
 def test_pymysql_close_tolerates_already_closed() -> None:
@@ -541,17 +553,39 @@ class _DisconnectAware(AsyncDialect):
         return isinstance(exception, FakeOperationalError)
 
 
+def test_generic_dialect_ping_raises_the_driver_error() -> None:
+    """The generic ping: ``SELECT 1`` on a cursor, closed whatever happens; a
+    failure raises the driver's error, which the pool judges."""
+    dbapi = FakeDBAPI()
+    alive, dead = dbapi.connect(), dbapi.connect()
+    assert Dialect().do_ping(alive) is True
+    dbapi.fail_execute = FakeOperationalError("server closed")
+
+    with pytest.raises(FakeOperationalError) as info:
+        Dialect().do_ping(dead)
+
+    assert info.value is dbapi.fail_execute
+    assert Dialect().is_disconnect(info.value, dead) is False  # it cannot tell
+    assert dbapi.calls_named("execute") == [
+        ("execute", 1, "SELECT 1"),
+        ("execute", 2, "SELECT 1"),
+    ]
+
+
 @pytest.mark.asyncio
 async def test_generic_async_dialect_pings_with_execute() -> None:
     """The generic ping: ``execute("SELECT 1")`` on the connection; a failure
-    is ``False`` only if the dialect calls it a disconnect."""
+    raises the driver's error, whichever dialect calls it a disconnect."""
     dbapi = FakeAsyncDBAPI()
     alive, dead = dbapi.connect_now(), dbapi.connect_now()
     dead.kill()
     assert await AsyncDialect().do_ping(alive) is True
-    assert await _DisconnectAware().do_ping(dead) is False
-    with pytest.raises(FakeOperationalError):
-        await AsyncDialect().do_ping(dead)  # the generic one cannot tell
+    with pytest.raises(FakeOperationalError) as info:
+        await _DisconnectAware().do_ping(dead)
+    assert _DisconnectAware().is_disconnect(info.value, dead) is True
+    with pytest.raises(FakeOperationalError) as info:
+        await AsyncDialect().do_ping(dead)
+    assert AsyncDialect().is_disconnect(info.value, dead) is False  # cannot tell
     assert dbapi.calls_named("execute") == [
         ("execute", 1, "SELECT 1"),
         ("execute", 2, "SELECT 1"),
@@ -902,13 +936,19 @@ async def test_asyncpg_ping() -> None:
     failed_tx = AsyncpgStub(fail={"execute": errors.InFailedSQLTransactionError()})
     assert await dialect.do_ping(failed_tx) is True  # the server answered
 
-    lost = AsyncpgStub(fail={"execute": errors.ConnectionDoesNotExistError("gone")})
-    assert await dialect.do_ping(lost) is False
+    gone = errors.ConnectionDoesNotExistError("gone")
+    lost = AsyncpgStub(fail={"execute": gone})
+    with pytest.raises(errors.ConnectionDoesNotExistError) as info:
+        await dialect.do_ping(lost)
+    assert info.value is gone
+    assert dialect.is_disconnect(info.value, lost) is True
 
     boom = errors.QueryCanceledError("statement timeout")
+    canceled = AsyncpgStub(fail={"execute": boom})
     with pytest.raises(errors.QueryCanceledError) as info:
-        await dialect.do_ping(AsyncpgStub(fail={"execute": boom}))
+        await dialect.do_ping(canceled)
     assert info.value is boom
+    assert dialect.is_disconnect(info.value, canceled) is False
 
 
 @pytest.mark.asyncio
@@ -996,7 +1036,9 @@ async def test_psycopg_async_ping_switches_autocommit_only_outside_a_transaction
 
 
 @pytest.mark.asyncio
-async def test_psycopg_async_ping_of_lost_connection_is_false() -> None:
+async def test_psycopg_async_ping_of_dead_connection() -> None:
+    """Closed or broken: ``False``, with no round trip; lost during the ping:
+    the driver's error, a disconnect."""
     psycopg = _driver("psycopg")
     dialect = _async_dialect_module("psycopg").dialect_class()
 
@@ -1006,7 +1048,11 @@ async def test_psycopg_async_ping_of_lost_connection_is_false() -> None:
         assert await dialect.do_ping(dead) is False
         assert dead.calls == []
 
-    lost = AsyncPsycopgStub(fail=psycopg.OperationalError("the connection is lost"))
-    assert await dialect.do_ping(lost) is False
+    error = psycopg.OperationalError("the connection is lost")
+    lost = AsyncPsycopgStub(fail=error)
+    with pytest.raises(psycopg.OperationalError) as info:
+        await dialect.do_ping(lost)
+    assert info.value is error
+    assert dialect.is_disconnect(info.value, lost) is True
     # Closed by the failure: autocommit is not switched back.
     assert lost.calls == [("set_autocommit", "True"), ("execute", "")]

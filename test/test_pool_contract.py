@@ -111,7 +111,7 @@ def test_dropped_connection_is_returned_by_gc(
 
 
 def test_no_creator_dialect_or_listener_call_holds_the_pool_lock(
-    make_pool: MakePool, dbapi: FakeDBAPI
+    make_pool: MakePool, dbapi: FakeDBAPI, clock: FakeClock
 ) -> None:
     probe = LockCheckingDialect()
 
@@ -122,7 +122,7 @@ def test_no_creator_dialect_or_listener_call_holds_the_pool_lock(
     def probe_note(name: str, *args: Any) -> None:
         probe.note(name)
 
-    pool = make_pool(creator, dialect=probe, pre_ping=True)
+    pool = make_pool(creator, dialect=probe, pre_ping=True, leak_threshold=60)
     commit_pool = make_pool(creator, dialect=probe, reset_on_return="commit")
     probe.locks += [pool._lock, commit_pool._lock]
     for name in ALL_EVENTS:
@@ -152,7 +152,9 @@ def test_no_creator_dialect_or_listener_call_holds_the_pool_lock(
     conn.detach()
     conn.close()  # close_detached
     commit_pool.connect().close()  # do_commit
-    pool.connect().close()
+    with pool.connect():
+        clock.advance(61)
+        pool._check_leaks()  # the leak watcher's step: leak
     pool.dispose()
 
     assert probe.held_at() == []

@@ -30,6 +30,9 @@ from .fakedbapi import FakeAsyncDialect
 from .fakedbapi import FakeDBAPI
 from .fakedbapi import FakeDialect
 from .fakedbapi import FakeOperationalError
+from .fakedbapi import FakeProgrammingError
+from .fakedbapi import FalseOnDisconnectAsyncDialect
+from .fakedbapi import FalseOnDisconnectDialect
 
 
 def number(fairy: Any) -> int:
@@ -324,7 +327,8 @@ def test_pool_size_zero_means_no_limit(dbapi: FakeDBAPI, dialect: FakeDialect) -
         conn.close()
     assert pool.checkedin() == 40
     assert dbapi.open_count == 40
-    assert "overflow=0/no limit" in pool.status()
+    assert "Connections in pool: 40 Current Overflow: 0 " in pool.status()
+    assert pool.stats().max_size is None
 
 
 def test_timeout_none_waits_for_a_returned_connection(
@@ -345,7 +349,7 @@ def test_timeout_none_waits_for_a_returned_connection(
     t = threading.Thread(target=wait)
     t.start()
     assert waiting.wait(5)
-    while "waiting=1" not in pool.status():
+    while pool.stats().waiting != 1:
         assert t.is_alive()  # still queued, not timed out
     held.close()
     t.join(5)
@@ -507,6 +511,62 @@ def test_three_argument_is_disconnect_is_accepted(dbapi: FakeDBAPI) -> None:
     assert dbapi.connections[0].closed
 
 
+@pytest.mark.parametrize(
+    "dialect_class",
+    [FakeDialect, FalseOnDisconnectDialect],
+    ids=["ping-raises", "ping-returns-false"],
+)
+def test_pre_ping_replaces_a_dead_connection_under_either_ping_contract(
+    dbapi: FakeDBAPI, dialect_class: type[FakeDialect]
+) -> None:
+    """A ping raising the driver's disconnect error (SQLAlchemy 2.x's contract)
+    and a custom one returning ``False`` both get the connection replaced."""
+    pool = _idle_pool(dbapi, dialect_class(), size=2, pre_ping=True)
+    dbapi.connections[0].kill()
+    conns = [pool.connect() for _ in range(2)]
+    assert sorted(number(c) for c in conns) == [2, 3]
+    assert dbapi.connections[0].closed
+    # The dead connection's ping failed at cursor(); 3, just opened, is not pinged.
+    assert dbapi.calls_named("cursor") == [("cursor", 1), ("cursor", 2)]
+    for conn in conns:
+        conn.close()
+
+
+def test_ping_error_that_is_not_a_disconnect_propagates(
+    dbapi: FakeDBAPI, dialect: FakeDialect
+) -> None:
+    pool = _idle_pool(dbapi, dialect, size=1, pre_ping=True)
+    dbapi.fail_execute = FakeProgrammingError("permission denied")
+    with pytest.raises(FakeProgrammingError) as info:
+        pool.connect()
+    assert info.value is dbapi.fail_execute
+    assert len(dbapi.calls_named("connect")) == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "dialect_class",
+    [FakeAsyncDialect, FalseOnDisconnectAsyncDialect],
+    ids=["ping-raises", "ping-returns-false"],
+)
+async def test_async_pre_ping_replaces_a_dead_connection_under_either_ping_contract(
+    dialect_class: type[FakeAsyncDialect],
+) -> None:
+    dbapi = FakeAsyncDBAPI()
+    pool = AsyncQueuePool(
+        dbapi.connect, pool_size=2, dialect=dialect_class(), pre_ping=True
+    )
+    conns = [await pool.connect() for _ in range(2)]
+    for conn in conns:
+        await conn.close()
+    dbapi.connections[0].kill()
+    again = [await pool.connect() for _ in range(2)]
+    assert sorted(number(c) for c in again) == [2, 3]
+    assert dbapi.connections[0].closed
+    for conn in again:
+        await conn.close()
+
+
 # -- bad input ------------------------------------------------------------------------
 
 
@@ -608,7 +668,7 @@ def test_fairy_collected_under_the_pool_lock_reaches_a_waiter(
     t = threading.Thread(target=wait)
     t.start()
     assert waiting.wait(5)
-    while "waiting=1" not in pool.status():
+    while pool.stats().waiting != 1:
         assert t.is_alive()
     with pool._lock:
         del conn

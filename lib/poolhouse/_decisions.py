@@ -19,6 +19,7 @@ from typing import Any
 from . import exc
 from ._typing import ResetStyle
 from .events import SIGNATURES
+from .stats import PoolStats
 
 _RESET_STYLES: dict[object, ResetStyle] = {
     "rollback": "rollback",
@@ -413,21 +414,13 @@ def creator_returned_none(creator: object) -> TypeError:
 # -- status -----------------------------------------------------------------
 
 
-def queue_status(
-    pool: object,
-    *,
-    pool_size: int,
-    max_overflow: int,
-    idle: int,
-    checked_out: int,
-    opened: int,
-    waiting: int,
-) -> str:
-    """The status line of a bounded pool."""
-    limit = "no limit" if pool_size == 0 else f"{max_overflow}"
-    overflow = 0 if pool_size == 0 else opened - pool_size
+def queue_status(stats: PoolStats) -> str:
+    """The status line of a bounded pool: SQLAlchemy's words, then the
+    waiting callers and the counters that explain trouble."""
     return (
-        f"{pool!r}: pool_size={pool_size}, checked in={idle}, "
-        f"checked out={checked_out}, overflow={overflow}/{limit}, "
-        f"waiting={waiting}"
+        f"Pool size: {stats.pool_size or 0}  Connections in pool: {stats.idle} "
+        f"Current Overflow: {stats.overflow} Current Checked out connections: "
+        f"{stats.in_use} Waiting: {stats.waiting} Connects: {stats.connects} "
+        f"Connect errors: {stats.connect_errors} Checkouts: {stats.checkouts} "
+        f"Timeouts: {stats.timeouts} Invalidations: {stats.invalidations}"
     )

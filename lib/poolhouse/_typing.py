@@ -55,7 +55,13 @@ Echo = bool | Literal["debug"] | None
 class DialectLike(Protocol):
     """What a thread pool's ``dialect=`` accepts: any object with these methods.
 
-    ``do_ping(dbapi_connection) -> bool`` is needed too with ``pre_ping=True``;
+    ``do_ping(dbapi_connection) -> bool`` is needed too with ``pre_ping=True``.
+    As in SQLAlchemy 2.x, it returns ``True`` when the round trip succeeded
+    and lets the driver's error propagate when it failed; the pool then asks
+    ``is_disconnect`` whether the connection is lost (it is replaced, with
+    the error as the cause of its invalidation) or not (the error
+    propagates).  A ``do_ping`` that returns ``False`` for a dead connection
+    is accepted too.
     ``is_disconnect(exception, dbapi_connection)`` (or SQLAlchemy's
     ``is_disconnect(exception, connection, cursor)``) is optional: without
     it no error counts as a disconnect.

@@ -152,6 +152,7 @@ class PoolListeners:
     detach: _Calls
     close_detached: _Calls
     reconnect_failed: _Calls
+    leak: _Calls
 
     def __init__(self) -> None:
         for name in SIGNATURES:

@@ -82,6 +82,15 @@ reconnect_failed = Signal(
     """
 )
 
+leak = Signal(
+    """A connection has been checked out longer than the pool's
+    *leak_threshold* (once per checkout).
+
+    kwargs: ``dbapi_connection``, ``connection_record``, ``checked_out``
+    (a :class:`~poolhouse.stats.CheckedOutConnection`: age, holder, stack).
+    """
+)
+
 #: Event name -> (signal, argument names in positional order).
 SIGNATURES: dict[str, tuple[Signal, tuple[str, ...]]] = {
     "first_connect": (first_connect, ("dbapi_connection", "connection_record")),
@@ -104,4 +113,5 @@ SIGNATURES: dict[str, tuple[Signal, tuple[str, ...]]] = {
     "detach": (detach, ("dbapi_connection", "connection_record")),
     "close_detached": (close_detached, ("dbapi_connection",)),
     "reconnect_failed": (reconnect_failed, ("exception", "down_for")),
+    "leak": (leak, ("dbapi_connection", "connection_record", "checked_out")),
 }

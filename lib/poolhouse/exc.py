@@ -49,13 +49,24 @@ class TimeoutError(PoolError, builtins.TimeoutError):  # noqa: A001
     :param message: the explanation, with the pool's limits and counts.
     :param pool: the pool that timed out.
     :param timeout: the timeout that expired, in seconds.
+    :param waited: how long this caller waited, in seconds.
+    :param stats: the pool's :class:`~poolhouse.stats.PoolStats` when it
+        gave up.
     """
 
     def __init__(
-        self, message: str = "", *, pool: Any = None, timeout: float | None = None
+        self,
+        message: str = "",
+        *,
+        pool: Any = None,
+        timeout: float | None = None,
+        waited: float | None = None,
+        stats: Any = None,
     ) -> None:
         super().__init__(message, pool=pool)
         self.timeout = timeout
+        self.waited = waited
+        self.stats = stats
 
 
 class DisconnectionError(PoolError):

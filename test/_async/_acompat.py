@@ -48,6 +48,13 @@ def current_actor() -> object:
     return asyncio.current_task()
 
 
+def actor_name() -> str:
+    """How the pool names the current task in its reports."""
+    task = asyncio.current_task()
+    assert task is not None
+    return f"task {task.get_name()!r}"
+
+
 class Flag:
     """Set by a listener (on the pool's loop), awaited by the test."""
 

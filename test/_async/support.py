@@ -102,7 +102,7 @@ def assert_nothing_leaked(pool: AsyncQueuePool, dbapi: FakeAsyncDBAPI) -> None:
 
 async def wait_until_queued(pool: AsyncQueuePool, waiting: Background) -> None:
     """Let *waiting* run until it waits in *pool*'s line (it must not end)."""
-    while "waiting=1" not in pool.status():
+    while pool.stats().waiting != 1:
         assert waiting.is_running()
         await checkpoint()
 

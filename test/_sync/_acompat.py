@@ -59,6 +59,11 @@ def current_actor() -> object:
     return threading.current_thread()
 
 
+def actor_name() -> str:
+    """How the pool names the current thread in its reports."""
+    return f"thread {threading.current_thread().name!r}"
+
+
 class Flag:
     """Set by a listener (in the worker's thread), waited for by the test."""
 

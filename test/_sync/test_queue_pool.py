@@ -39,14 +39,20 @@ def test_queuepool_counters_through_a_cycle(
             checkedout,
             overflow,
         )
-    assert "checked out=4, overflow=2/2, waiting=0" in pool.status()
+    assert (
+        "Current Overflow: 2 Current Checked out connections: 4 Waiting: 0"
+        in pool.status()
+    )
     # Returned connections are kept while fewer than pool_size are idle; once
     # pool_size are idle, the next ones returned are closed.
     expected_back = [(1, 3, 2), (2, 2, 2), (2, 1, 1), (2, 0, 0)]
     for conn, state in zip(held, expected_back, strict=True):
         conn.close()
         assert (pool.checkedin(), pool.checkedout(), pool.overflow()) == state
-    assert "checked in=2, checked out=0, overflow=0/2, waiting=0" in pool.status()
+    assert pool.status().startswith(
+        "Pool size: 2  Connections in pool: 2 Current Overflow: 0 "
+        "Current Checked out connections: 0 Waiting: 0"
+    )
     assert [c.number for c in dbapi.open_connections()] == [1, 2]
     assert dbapi.calls_named("close") == [("close", 3), ("close", 4)]
     assert len(dbapi.calls_named("rollback")) == 4
@@ -87,14 +93,16 @@ def test_timeout_error_says_what_happened_and_what_to_do(
     assert isinstance(err, builtins.TimeoutError)
     assert err.pool is pool
     assert err.timeout == 0.05
+    assert err.waited is not None  # on the pool's (fake) clock
+    assert (err.stats.in_use, err.stats.idle, err.stats.timeouts) == (3, 0, 1)
     message = str(err)
     for fragment in (
         repr(pool),
         "0.05s",
         "pool_size=2",
         "max_overflow=1",
-        "checked out=3",
-        "waiting=0",
+        "waited 0.",
+        "3 open of 3, 3 in use, 0 idle, 0 waiting",
         "close()",
         "with-block",
         "pool_size/max_overflow/timeout",

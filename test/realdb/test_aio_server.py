@@ -559,7 +559,7 @@ async def test_timeout_names_the_pool_and_its_limits(
     assert err.pool is pool and err.timeout == 0.05
     message = str(err)
     assert message.startswith(f"{pool!r}: no connection freed within 0.05s")
-    for part in ("pool_size=1", "max_overflow=0", "checked out=1", "waiting=0"):
+    for part in ("pool_size=1", "max_overflow=0", "1 in use", "0 waiting"):
         assert part in message
     assert "return connections with close() or a with-block" in message
     assert len(pool._slots.waiters) == 0 and pool.checkedout() == 0

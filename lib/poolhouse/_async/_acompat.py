@@ -143,14 +143,22 @@ def connect_method(
     return connect
 
 
+#: Who holds a checkout: the current task.
+current_holder = asyncio.current_task
+
+
+def holder_name(holder: Any) -> str:
+    """Name the task *holder*."""
+    if holder is None:
+        return "no task"
+    state = " (done)" if holder.done() else ""
+    return f"task {holder.get_name()!r}{state}"
+
+
 def reclaim(pool: Any, rec: Any) -> None:
     """Return the record of a fairy dropped without ``close()``, on the pool's
     loop (a finalizer cannot await)."""
-    pool.logger.warning(
-        "%r: a connection was garbage-collected without close(); returning "
-        "it to the pool. Close connections or use async with.",
-        pool,
-    )
+    pool._warn_reclaimed(rec)
     loop = pool._loop
     if loop is None or loop.is_closed():
         return  # the loop, and so the driver connection, are gone

@@ -84,6 +84,7 @@ class AsyncQueuePool(AsyncPool[ConnT]):
     :param ping_interval: as for the pool base class.
     :param max_lifetime: as for the pool base class.
     :param max_uses: as for the pool base class.
+    :param leak_threshold: as for the pool base class.
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class AsyncQueuePool(AsyncPool[ConnT]):
         ping_interval: float = 0.0,
         max_lifetime: float | None = None,
         max_uses: int | None = None,
+        leak_threshold: float | None = None,
     ) -> None:
         check_int("pool_size", pool_size, 0, "use 0 (no limit) or a positive int")
         check_int("max_overflow", max_overflow, -1, "use -1 (no limit) or an int >= 0")
@@ -137,6 +139,7 @@ class AsyncQueuePool(AsyncPool[ConnT]):
             ping_interval=ping_interval,
             max_lifetime=max_lifetime,
             max_uses=max_uses,
+            leak_threshold=leak_threshold,
         )
         self._pool_size = pool_size
         self._max_overflow = max_overflow
@@ -152,8 +155,6 @@ class AsyncQueuePool(AsyncPool[ConnT]):
         self._max_idle_time = max_idle_time
         self._reconnect_backoff_max = float(reconnect_backoff_max)
         self._reconnect_timeout = reconnect_timeout
-        if max_idle_time is not None:
-            self._stamps_returns = True
         #: The worker (a thread, or a task), started at the first checkout.
         self._worker: Any = None
         self._wakeup: Any = None
@@ -172,20 +173,23 @@ class AsyncQueuePool(AsyncPool[ConnT]):
             if self._closed:
                 raise pool_closed_error(self)
             got = slots.take()
-            unreachable = got is None and self._unreachable
-            if got is None and not unreachable:
-                waiter = _acompat.new_waiter(self)
-                slots.enqueue(waiter)
+            if got is None:
+                unreachable = self._unreachable
+                if not unreachable:
+                    waiter = _acompat.new_waiter(self)
+                    slots.enqueue(waiter)
         if self._background_worker and (got is None or self._worker is None):
             self._call_worker()
-        if unreachable:
-            raise self._unreachable_error()
         if got is None:
+            if unreachable:
+                raise self._unreachable_error()
             got = await self._wait(waiter)
             if self._closed and not isinstance(got, Marker | type(None)):
                 # Granted just before close() failed the line: give it back.
                 await self._pass_on(got)
                 raise pool_closed_error(self)
+        if type(got) is not Marker:  # an idle record, the common case
+            return got  # type: ignore[return-value]  # cheaper than isinstance()
         if got is CREATE:
             try:
                 rec = await self._create_connection()
@@ -197,14 +201,13 @@ class AsyncQueuePool(AsyncPool[ConnT]):
             if self._down_since is not None:
                 self._note_connect_success()
             return rec
-        if isinstance(got, Marker):
-            if got is CLOSED:
-                raise pool_closed_error(self)
-            raise self._unreachable_error()
-        return got  # a record: the markers are handled above
+        if got is CLOSED:
+            raise pool_closed_error(self)
+        raise self._unreachable_error()
 
     async def _wait(self, waiter: _acompat.Waiter) -> Any:
         timeout = self._timeout
+        started = self._clock()
         try:
             woken = await waiter.wait(timeout)
         except BaseException:
@@ -215,13 +218,29 @@ class AsyncQueuePool(AsyncPool[ConnT]):
             if not cancelled:
                 await self._pass_on(waiter.granted)
             raise
+        waited = self._clock() - started
+        self._counters.note_wait(waited)
         if woken:
             return waiter.granted
         with self._lock:
             if not self._slots.cancel(waiter):
                 # Granted between the timeout and taking the lock: it is ours.
                 return waiter.granted
-            waiting = len(self._slots.waiters)
+        raise self._timeout_error(waited)
+
+    def _timeout_error(self, waited: float) -> exc.TimeoutError:
+        """Explain a checkout that waited *waited* seconds in vain: the
+        pool's state, the oldest checkout, and why connects fail."""
+        self._counters.timeouts += 1
+        stats = self.stats()
+        oldest = ""
+        if self._leak_threshold is not None:
+            out = self.checked_out_connections()
+            if out:
+                oldest = (
+                    f"; the oldest checkout is {out[0].age:.1f}s old, held by "
+                    f"{out[0].holder}"
+                )
         down = ""
         if self._down_since is not None:
             down = (
@@ -229,15 +248,22 @@ class AsyncQueuePool(AsyncPool[ConnT]):
                 f"{self._clock() - self._down_since:.1f}s "
                 f"(last connect error: {self._last_connect_error!r})"
             )
-        raise exc.TimeoutError(
-            f"{self!r}: no connection freed within {timeout:.2f}s "
-            f"(pool_size={self._pool_size}, max_overflow={self._max_overflow}, "
-            f"checked out={self.checkedout()}, waiting={waiting}){down}; return "
-            "connections with close() or a with-block, or raise "
+        limit = "no limit" if stats.max_size is None else f"{stats.max_size}"
+        err = exc.TimeoutError(
+            f"{self!r}: no connection freed within {self._timeout:.2f}s; waited "
+            f"{waited:.2f}s (pool_size={self._pool_size}, max_overflow="
+            f"{self._max_overflow}: {stats.size} open of {limit}, {stats.in_use} "
+            f"in use, {stats.idle} idle, {stats.waiting} waiting){oldest}{down}; "
+            "return connections with close() or a with-block, or raise "
             "pool_size/max_overflow/timeout",
             pool=self,
-            timeout=timeout,
-        ) from (self._last_connect_error if down else None)
+            timeout=self._timeout,
+            waited=waited,
+            stats=stats,
+        )
+        if down:
+            err.__cause__ = self._last_connect_error
+        return err
 
     async def _pass_on(self, granted: Any) -> None:
         """Give back what a waiter was granted but will not use."""
@@ -278,6 +304,26 @@ class AsyncQueuePool(AsyncPool[ConnT]):
 
     def _idle_records(self) -> Iterable[AsyncConnectionRecord[ConnT]]:
         return self._slots.idle
+
+    def _occupancy(self) -> tuple[int, int, int]:
+        slots = self._slots
+        with self._lock:
+            # An idle record may be empty (invalidated): not a connection.
+            idle = sum(1 for rec in slots.idle if rec.dbapi_connection is not None)
+            return idle, slots.checked_out(), len(slots.waiters)
+
+    def _limits(self) -> dict[str, Any]:
+        unlimited = self._pool_size == 0
+        return {
+            "overflow": self.overflow(),
+            "max_size": (
+                None
+                if unlimited or self._max_overflow < 0
+                else self._pool_size + self._max_overflow
+            ),
+            "pool_size": None if unlimited else self._pool_size,
+            "min_idle": self._min_idle,
+        }
 
     def _in_use(self) -> int:
         return self._slots.checked_out()
@@ -361,17 +407,7 @@ class AsyncQueuePool(AsyncPool[ConnT]):
         )
 
     def status(self) -> str:
-        slots = self._slots
-        with self._lock:
-            return queue_status(
-                self,
-                pool_size=self._pool_size,
-                max_overflow=self._max_overflow,
-                idle=len(slots.idle),
-                checked_out=slots.checked_out(),
-                opened=slots.opened,
-                waiting=len(slots.waiters),
-            )
+        return queue_status(self.stats())
 
     def size(self) -> int:
         """The *pool_size* this pool was created with."""
@@ -474,6 +510,7 @@ class AsyncQueuePool(AsyncPool[ConnT]):
         for rec in idle:
             if now - rec.starttime >= rec._lifetime:
                 chosen.append(rec)
+                self._counters.recycles += 1
             elif (
                 spare > 0
                 and self._max_idle_time is not None
@@ -547,6 +584,7 @@ class AsyncQueuePool(AsyncPool[ConnT]):
             )
 
     def _unreachable_error(self) -> exc.TimeoutError:
+        self._counters.timeouts += 1
         down_for = self._clock() - (self._down_since or self._clock())
         err = exc.TimeoutError(
             f"{self!r}: the database has been unreachable for {down_for:.1f}s, "
@@ -555,6 +593,8 @@ class AsyncQueuePool(AsyncPool[ConnT]):
             "the background",
             pool=self,
             timeout=self._reconnect_timeout,
+            waited=0.0,
+            stats=self.stats(),
         )
         err.__cause__ = self._last_connect_error
         return err

@@ -55,6 +55,18 @@ def connect_method(checkout: _F) -> _F:
     return checkout
 
 
+#: Who holds a checkout: the thread's ident (cheap; named when listed).
+current_holder = threading.get_ident
+
+
+def holder_name(holder: Any) -> str:
+    """Name the thread whose ident is *holder*."""
+    for thread in threading.enumerate():
+        if thread.ident == holder:
+            return f"thread {thread.name!r}"
+    return f"thread {holder} (ended)"
+
+
 def reclaim(pool: Any, rec: Any) -> None:
     """Return the record of a fairy that was dropped without ``close()``.
 
@@ -63,11 +75,7 @@ def reclaim(pool: Any, rec: Any) -> None:
     the record in as soon as the lock is free, so that no waiter times out
     while the connection sits unreturned.
     """
-    pool.logger.warning(
-        "%r: a connection was garbage-collected without close(); returning "
-        "it to the pool. Close connections or use a with-block.",
-        pool,
-    )
+    pool._warn_reclaimed(rec)
     if pool._lock.acquire(blocking=False):
         pool._lock.release()
         pool._checkin(rec)

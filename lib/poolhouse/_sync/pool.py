@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 import traceback
 import weakref
@@ -58,11 +59,21 @@ from .._typing import ResetOnReturn
 from ..dialects import dialect_for
 from ..dialects.base import Dialect
 from ..log import pool_logger
+from ..stats import CheckedOutConnection
+from ..stats import Counters
+from ..stats import PoolStats
+from ..stats import TimingObserver
 from . import _acompat
+from ._acompat import current_holder
 from .fairy import ConnectionFairy
 from .record import ConnectionRecord
 
 _PoolT = TypeVar("_PoolT", bound="Pool[Any]")
+
+_DEBUG = logging.DEBUG
+
+#: Frames from files under this directory are left out of checkout stacks.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 class _LeaveItToTheWorker(Exception):
@@ -114,6 +125,10 @@ class Pool(abc.ABC, Generic[ConnT]):
         all replaced together.  ``None`` (default): never.
     :param max_uses: replace a connection after this many checkouts; ``None``
         (default): never.
+    :param leak_threshold: log a warning and send the ``leak`` event for a
+        connection checked out longer than this many seconds, naming the
+        thread or task and the stack that checked it out; ``None``
+        (default): no leak tracking, and no stack is captured.
     :raises TypeError: an argument has the wrong type, or is not one this
         pool class takes.
     :raises ValueError: an argument is out of range.
@@ -156,6 +171,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         ping_interval: float = 0.0,
         max_lifetime: float | None = None,
         max_uses: int | None = None,
+        leak_threshold: float | None = None,
     ) -> None:
         if not callable(creator):
             raise TypeError(
@@ -172,16 +188,25 @@ class Pool(abc.ABC, Generic[ConnT]):
             raise TypeError(f"logging_name must be a str, got {logging_name!r}")
         self._logging_name = logging_name
         self._reset_style = reset_style(reset_on_return)
+        self._rollback_only = self._reset_style == "rollback"
         self._reset_on_return = reset_on_return
         self._pre_ping = check_bool("pre_ping", pre_ping)
         self._ping_interval = check_seconds(
             "ping_interval", ping_interval, "use seconds >= 0 (0: ping every checkout)"
         )
-        #: Whether checkins note the time (for *ping_interval*, or a worker's
-        #: *max_idle_time*).
-        self._stamps_returns = self._ping_interval > 0
         self._max_lifetime = check_optional_seconds("max_lifetime", max_lifetime)
         self._max_uses = check_optional_count("max_uses", max_uses)
+        self._leak_threshold = check_optional_seconds("leak_threshold", leak_threshold)
+        #: The leak watcher (a thread, or a task), started at the first
+        #: checkout of a pool with *leak_threshold*.
+        self._leak_watch: Any = None
+        self._leak_wakeup: Any = None
+        self._counters = Counters()
+        #: Called with each wait, use and connect time (metrics exporters).
+        self._observers: tuple[TimingObserver, ...] = ()
+        #: Whether checkouts and checkins have more to do than count: time
+        #: for observers, or track leaks.  One test on the hot path.
+        self._extras = self._leak_threshold is not None
         #: Whether a checkout must look at the connection's age or use count.
         self._ages = recycle >= 0 or max_lifetime is not None or max_uses is not None
         #: Draws each connection's *max_lifetime* jitter; tests replace it.
@@ -208,6 +233,10 @@ class Pool(abc.ABC, Generic[ConnT]):
         #: Serialises opening and replacing a shared record's connection; held
         #: around I/O, so never the bookkeeping lock.
         self._connect_lock = _acompat.IOLock() if self._shares_records else None
+        # Instance copies of class-level settings read on every checkout:
+        # Python looks an instance attribute up faster than a class one.
+        self._shared = self._shares_records
+        self._new_fairy = self._fairy_class
         #: Connections dropped by ``dispose(close=False)``: kept referenced so
         #: that no finalizer closes them (their sockets belong to a parent
         #: process).
@@ -260,6 +289,7 @@ class Pool(abc.ABC, Generic[ConnT]):
             return False
         if not self._is_disconnect(error, rec.dbapi_connection):
             return False
+        self._counters.disconnects += 1
         self._mark_suspects()
         connection.invalidate(error)
         return True
@@ -295,6 +325,8 @@ class Pool(abc.ABC, Generic[ConnT]):
             with self._lock:
                 self._special_generation = math.inf
             self.logger.info("closing: %d connections checked out", self._in_use())
+            if self._leak_wakeup is not None:
+                self._leak_wakeup.set()  # the watcher sees the pool closed
             self._fail_waiters()
             self.dispose()
         if not self._in_use():
@@ -371,9 +403,197 @@ class Pool(abc.ABC, Generic[ConnT]):
         """The dialect this pool resets, pings and closes connections with."""
         return self._dialect
 
+    def stats(self) -> PoolStats:
+        """Return the pool's state now and its counters since creation.
+
+        .. versionadded:: 0.2
+        """
+        idle, in_use, waiting = self._occupancy()
+        return self._counters.snapshot(
+            size=idle + in_use,
+            idle=idle,
+            in_use=in_use,
+            waiting=waiting,
+            **self._limits(),
+        )
+
+    def checked_out_connections(self) -> list[CheckedOutConnection]:
+        """List the connections checked out now, the longest-held first: since
+        when, by which thread or task, and (with *leak_threshold*) from where.
+
+        .. versionadded:: 0.2
+        """
+        now = self._clock()
+        wall_now = time.time()
+        out = [rec for rec in list(self._records) if rec._checkouts]
+        out.sort(key=lambda rec: rec._out_since)
+        return [self._describe_checkout(rec, now, wall_now) for rec in out]
+
+    def add_timing_observer(self, observer: TimingObserver) -> None:
+        """Call *observer* with each timing the pool measures:
+        ``observer("wait", seconds)`` when a checkout hands out a connection
+        (the time it took, waiting and connecting included),
+        ``observer("use", seconds)`` when one comes back, and
+        ``observer("create", seconds)`` when one was opened.
+
+        For metrics exporters (``poolhouse.metrics``): the observer runs
+        on the checkout and checkin paths, so it must be quick, and an error
+        it raises is logged, not raised.
+
+        .. versionadded:: 0.2
+        """
+        if not callable(observer):
+            raise TypeError(f"observer must be callable, got {observer!r}")
+        self._observers = (*self._observers, observer)
+        self._extras = True
+
+    def remove_timing_observer(self, observer: TimingObserver) -> None:
+        """Stop calling *observer* (added by :meth:`add_timing_observer`).
+
+        :raises ValueError: *observer* was not added.
+        """
+        if observer not in self._observers:
+            raise ValueError(f"{observer!r} is not an observer of {self!r}")
+        self._observers = tuple(o for o in self._observers if o is not observer)
+        self._extras = bool(self._observers) or self._leak_threshold is not None
+
     def __repr__(self) -> str:
         name = f" {self._logging_name!r}" if self._logging_name else ""
         return f"<{type(self).__name__}{name} at {id(self):#x}>"
+
+    # -- observability ----------------------------------------------------------
+
+    def _occupancy(self) -> tuple[int, int, int]:
+        """Idle connections, connections in use, callers waiting (pools that
+        keep these counts override it)."""
+        records = list(self._records)
+        in_use = sum(1 for rec in records if rec._checkouts)
+        idle = sum(
+            1
+            for rec in records
+            if not rec._checkouts and rec.dbapi_connection is not None
+        )
+        return idle, in_use, 0
+
+    def _limits(self) -> dict[str, Any]:
+        """The size limits :meth:`stats` reports (no limits here)."""
+        return {"overflow": 0, "max_size": None, "pool_size": None, "min_idle": 0}
+
+    def _checkout_extras(self, rec: ConnectionRecord[ConnT], started: float) -> None:
+        """Track a leak and time the checkout, for pools that ask for it."""
+        if self._leak_threshold is not None and rec._checkouts == 1:
+            self._track_leak(rec)
+        if self._observers:
+            self._observe("wait", self._clock() - started)
+
+    def _checkin_extras(self, rec: ConnectionRecord[ConnT], used: float) -> None:
+        if self._observers:
+            self._observe("use", used)
+        if rec._leak_warned:
+            rec._leak_warned = False
+            self.logger.info(
+                "connection %r reported as leaked came back after %.1fs",
+                rec.dbapi_connection,
+                used,
+            )
+
+    def _observe(self, kind: Any, seconds: float) -> None:
+        for observer in self._observers:
+            try:
+                observer(kind, seconds)
+            except Exception:
+                self.logger.exception("timing observer %r failed", observer)
+
+    def _describe_checkout(
+        self, rec: ConnectionRecord[ConnT], now: float, wall_now: float
+    ) -> CheckedOutConnection:
+        age = now - rec._out_since
+        stack = rec._stack
+        return CheckedOutConnection(
+            dbapi_connection=rec.dbapi_connection,
+            checked_out_at=wall_now - age,
+            age=age,
+            holder=_acompat.holder_name(rec._holder),
+            stack="".join(stack.format()) if stack is not None else None,
+        )
+
+    def _track_leak(self, rec: ConnectionRecord[ConnT]) -> None:
+        """Note where *rec* was checked out, and make sure the watcher runs."""
+        # Leave out poolhouse's own frames: the caller's are what matter.
+        frames = traceback.extract_stack(sys._getframe(1))
+        rec._stack = traceback.StackSummary.from_list(
+            [f for f in frames if not f.filename.startswith(_PACKAGE_DIR)]
+        )
+        rec._leak_warned = False
+        if not _acompat.worker_running(self._leak_watch):
+            with self._lock:
+                if self._closed or _acompat.worker_running(self._leak_watch):
+                    return
+                self._leak_wakeup = _acompat.Wakeup()
+                self._leak_watch = _acompat.start_worker(
+                    _run_leak_watch,
+                    self,
+                    self._leak_wakeup,
+                    f"poolhouse-leaks-{id(self):#x}",
+                )
+
+    def _check_leaks(self) -> float:
+        """Report each connection out longer than *leak_threshold* (once per
+        checkout).
+
+        :return: seconds until the next one could pass the threshold.
+        """
+        threshold = self._leak_threshold
+        assert threshold is not None  # the watcher runs only with one
+        now = self._clock()
+        wall_now = time.time()
+        next_check = threshold
+        for rec in list(self._records):
+            if not rec._checkouts or rec._leak_warned:
+                continue
+            age = now - rec._out_since
+            if age < threshold:
+                next_check = min(next_check, threshold - age)
+                continue
+            rec._leak_warned = True
+            found = self._describe_checkout(rec, now, wall_now)
+            self.logger.warning(
+                "%r: connection %r has been checked out for %.1fs (leak_threshold="
+                "%.1fs) by %s; return it with close() or a with-block. It was "
+                "checked out at:\n%s",
+                self,
+                found.dbapi_connection,
+                age,
+                threshold,
+                found.holder,
+                found.stack,
+            )
+            listeners = self._listeners.leak
+            if listeners:
+                _acompat.emit(
+                    listeners,
+                    {
+                        "dbapi_connection": found.dbapi_connection,
+                        "connection_record": rec,
+                        "checked_out": found,
+                    },
+                )
+        return next_check
+
+    def _warn_reclaimed(self, rec: ConnectionRecord[ConnT]) -> None:
+        """Warn that a fairy was garbage-collected while checked out."""
+        stack = rec._stack
+        where = (
+            " It was checked out at:\n" + "".join(stack.format())
+            if stack is not None
+            else " Give the pool a leak_threshold to see where it was checked out."
+        )
+        self.logger.warning(
+            "%r: a connection was garbage-collected without close(); returning "
+            "it to the pool. Close connections or use a with-block.%s",
+            self,
+            where,
+        )
 
     # -- to implement -----------------------------------------------------------
 
@@ -429,6 +649,7 @@ class Pool(abc.ABC, Generic[ConnT]):
             "ping_interval": self._ping_interval,
             "max_lifetime": self._max_lifetime,
             "max_uses": self._max_uses,
+            "leak_threshold": self._leak_threshold,
         }
 
     def _recreated(self, new: _PoolT) -> _PoolT:
@@ -485,6 +706,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         # Make a record usable and wrap it in a fairy; give it back on failure.
         if self._closed:
             raise pool_closed_error(self)
+        started = self._clock() if self._extras else 0.0
         rec = self._do_get()
         attempts = CHECKOUT_ATTEMPTS
         while True:
@@ -494,10 +716,14 @@ class Pool(abc.ABC, Generic[ConnT]):
                     # and dispose() must see this user once it is counted.
                     with self._connect_lock:
                         conn = self._usable_connection(rec)
-                        self._count_user(rec, 1)
+                        if self._count_user(rec, 1) == 1:
+                            rec._out_since = self._clock()
+                            rec._holder = current_holder()
                 else:
                     conn = self._usable_connection(rec)
                     rec._checkouts = 1
+                    rec._out_since = self._clock()
+                    rec._holder = current_holder()
             except _LeaveItToTheWorker:
                 # Its connection is gone, and callers do not dial: wait in
                 # line again for a returned one or one the worker opens.
@@ -507,28 +733,30 @@ class Pool(abc.ABC, Generic[ConnT]):
             except BaseException:
                 self._give_back(rec)
                 raise
-            fairy: ConnectionFairy[ConnT] = self._fairy_class(self, rec, conn)
-            if self._log_cache.get(logging.DEBUG) is not False:
+            fairy: ConnectionFairy[ConnT] = self._new_fairy(self, rec, conn)
+            if self._log_cache.get(_DEBUG) is not False:
                 self.logger.debug("checked out %r", conn)
             listeners = self._listeners.checkout
-            if not listeners:
-                return fairy
-            try:
-                _acompat.emit(
-                    listeners,
-                    {
-                        "dbapi_connection": conn,
-                        "connection_record": rec,
-                        "connection_proxy": fairy,
-                    },
-                )
-            except exc.DisconnectionError as err:
-                attempts -= 1
-                self._reject_checkout(fairy, rec, err, attempts)
-                continue
-            except BaseException:
-                fairy.close()
-                raise
+            if listeners:
+                try:
+                    _acompat.emit(
+                        listeners,
+                        {
+                            "dbapi_connection": conn,
+                            "connection_record": rec,
+                            "connection_proxy": fairy,
+                        },
+                    )
+                except exc.DisconnectionError as err:
+                    attempts -= 1
+                    self._reject_checkout(fairy, rec, err, attempts)
+                    continue
+                except BaseException:
+                    fairy.close()
+                    raise
+            self._counters.checkouts += 1
+            if self._extras:
+                self._checkout_extras(rec, started)
             return fairy
 
     # The public name: for threads the checkout itself (a wrapper would cost
@@ -539,7 +767,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         """Reconnect *rec* if it is empty or stale; ping it if it is suspect,
         or with *pre_ping*."""
         conn = rec.dbapi_connection
-        if conn is not None and (not self._shares_records or not rec._checkouts):
+        if conn is not None and (not self._shared or not rec._checkouts):
             reason = None
             if (
                 rec._soft_invalidated
@@ -558,6 +786,7 @@ class Pool(abc.ABC, Generic[ConnT]):
                 )
             if reason is not None:
                 self.logger.info("replacing connection %r: %s", conn, reason)
+                self._counters.recycles += 1
                 rec._close_connection()
                 conn = None
             elif rec._suspect or (
@@ -589,17 +818,27 @@ class Pool(abc.ABC, Generic[ConnT]):
             self.logger.info("replacing suspect connection %r (no ping)", conn)
             rec._close_connection()
             return None
+        cause: BaseException | None = None
         try:
             alive = ping(conn)
+        except Exception as err:
+            if not self._is_disconnect(err, conn):
+                rec._suspect = was_suspect  # not answered: still suspect
+                raise
+            alive, cause = False, err
         except BaseException:
-            rec._suspect = was_suspect  # not answered: still suspect
+            rec._suspect = was_suspect
             raise
         if alive:
             return conn
+        # Logged once, by the invalidation, whose message says why.
         what = "suspect connection" if was_suspect else "connection"
-        self.logger.info("%s %r failed its ping", what, conn)
+        detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+        self._counters.disconnects += 1
         self._mark_suspects()
-        rec.invalidate(exc.DisconnectionError(f"{conn!r} failed its ping"))
+        error = exc.DisconnectionError(f"{what} {conn!r} failed its ping{detail}")
+        error.__cause__ = cause  # the driver's own error, for the invalidate event
+        rec.invalidate(error)
         return None
 
     def _reject_checkout(
@@ -615,6 +854,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         reconnects it.
         """
         self.logger.info("checkout listener rejected %r: %s", fairy, err)
+        self._counters.disconnects += 1
         if isinstance(err, exc.InvalidatePoolError):
             self._generation += 1
         fairy._rec = None
@@ -661,14 +901,22 @@ class Pool(abc.ABC, Generic[ConnT]):
 
     def _checkin(self, rec: ConnectionRecord[ConnT]) -> None:
         """Reset *rec* and give it back once its last user has returned it."""
-        if self._shares_records and self._count_user(rec, -1):
+        if self._shared and self._count_user(rec, -1):
+            self._counters.checkins += 1
             return  # another user still has the shared connection
         try:
             conn = rec.dbapi_connection
-            if self._log_cache.get(logging.DEBUG) is not False:
+            if self._log_cache.get(_DEBUG) is not False:
                 self.logger.debug("checking in %r (reset: %s)", conn, self._reset_style)
             if conn is not None and rec._generation > self._disowned_generation:
-                self._reset(rec, conn)
+                if self._rollback_only and not self._listeners.reset:
+                    # _reset(), written out for its commonest case.
+                    try:
+                        self._dialect.do_rollback(conn)
+                    except BaseException as err:
+                        self._reset_failed(rec, conn, err)
+                else:
+                    self._reset(rec, conn)
             listeners = self._listeners.checkin
             if listeners:
                 _acompat.emit(
@@ -679,10 +927,17 @@ class Pool(abc.ABC, Generic[ConnT]):
                     },
                 )
         finally:
-            if not self._shares_records:
+            if not self._shared:
                 rec._checkouts = 0
-            if self._stamps_returns:
-                rec._last_used = self._clock()
+            rec._last_used = now = self._clock()
+            used = now - rec._out_since
+            counters = self._counters
+            counters.checkins += 1
+            counters.use_time_total += used
+            if used > counters.use_time_max:
+                counters.use_time_max = used
+            if self._extras:
+                self._checkin_extras(rec, used)
             # _return_record(), written out: this is the hot path.
             if rec._generation <= self._special_generation:
                 self._checkin_special(rec)
@@ -735,6 +990,7 @@ class Pool(abc.ABC, Generic[ConnT]):
                     },
                 )
             except BaseException as err:
+                self._counters.returns_bad += 1
                 if rec is not None:
                     rec.invalidate(err)
                 raise
@@ -745,24 +1001,36 @@ class Pool(abc.ABC, Generic[ConnT]):
             elif style == "commit":
                 self._dialect.do_commit(conn)
         except BaseException as err:
-            self.logger.warning(
-                "%r: %s of %r failed (%s: %s); the connection was discarded",
-                self,
-                style,
-                conn,
-                type(err).__name__,
-                err,
-            )
-            if rec is not None:
-                rec.invalidate(err)
-            if not isinstance(err, Exception):
-                raise
+            self._reset_failed(rec, conn, err)
+
+    def _reset_failed(
+        self,
+        rec: ConnectionRecord[ConnT] | None,
+        conn: Any,
+        err: BaseException,
+    ) -> None:
+        """Discard a connection whose rollback or commit failed, with a
+        warning; re-raise *err* unless it is an ordinary error."""
+        self._counters.returns_bad += 1
+        self.logger.warning(
+            "%r: %s of %r failed (%s: %s); the connection was discarded",
+            self,
+            self._reset_style,
+            conn,
+            type(err).__name__,
+            err,
+        )
+        if rec is not None:
+            rec.invalidate(err)
+        if not isinstance(err, Exception):
+            raise err
 
     # -- detached connections ---------------------------------------------------------
 
     def _detach(self, rec: ConnectionRecord[ConnT]) -> None:
         """Take *rec*'s connection away from it and give the record back."""
         conn = rec._drop_connection()
+        self._counters.checkins += 1  # it left the pool's hands
         remaining = self._count_user(rec, -1) if self._shares_records else 0
         try:
             listeners = self._listeners.detach
@@ -806,6 +1074,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         self._loop = None
         self._deadlines = None
         self._background = set()
+        self._leak_watch = self._leak_wakeup = None  # the parent's
         self._forked_generation = self._disowned_generation = self._generation
         self._special_generation = max(self._special_generation, self._generation)
         self._generation += 1
@@ -874,6 +1143,24 @@ class Pool(abc.ABC, Generic[ConnT]):
 
 
 publish_signature(Pool)
+
+
+def _run_leak_watch(ref: weakref.ref[Pool[Any]]) -> None:
+    """The leak watcher's loop: it holds the pool only while checking."""
+    while True:
+        pool = ref()
+        if pool is None or pool._closed:
+            return
+        wakeup = pool._leak_wakeup
+        wakeup.clear()
+        delay: float | None
+        try:
+            delay = pool._check_leaks()
+        except Exception:
+            pool.logger.exception("checking for leaked connections failed")
+            delay = pool._leak_threshold
+        del pool
+        _acompat.wait_wakeup(wakeup, delay)
 
 
 class NullPool(Pool[ConnT]):

@@ -39,6 +39,10 @@ class ConnectionRecord(Generic[ConnT]):
         "_lifetime",
         "_last_used",
         "_checkouts",
+        "_out_since",
+        "_holder",
+        "_stack",
+        "_leak_warned",
         "_info",
         "_record_info",
         "_id",
@@ -64,10 +68,18 @@ class ConnectionRecord(Generic[ConnT]):
         self._uses = 0
         #: This connection's *max_lifetime*, jitter applied (``inf``: none).
         self._lifetime = float("inf")
-        #: When it was last returned (kept with *ping_interval*).
+        #: When it was last returned, on the pool's clock.
         self._last_used = 0.0
         #: Users holding the record: 0 or 1, more for a shared record.
         self._checkouts = 0
+        #: When, and by which thread or task, it was checked out (the first
+        #: user of a shared record).
+        self._out_since = 0.0
+        self._holder: Any = None
+        #: Where it was checked out, with the pool's *leak_threshold*.
+        self._stack: Any = None
+        #: Whether this checkout was reported as a leak.
+        self._leak_warned = False
         self._info: dict[Any, Any] | None = None
         self._record_info: dict[Any, Any] | None = None
         self._id = next(_record_ids)
@@ -107,6 +119,7 @@ class ConnectionRecord(Generic[ConnT]):
         if conn is None:
             return
         pool = self._pool
+        pool._counters.invalidations += 1
         listeners = (
             pool._listeners.soft_invalidate if soft else pool._listeners.invalidate
         )
@@ -137,14 +150,19 @@ class ConnectionRecord(Generic[ConnT]):
         """Open a new connection into this record (I/O)."""
         pool = self._pool
         self._info = None
-        if pool._creator_wants_record:
-            conn = _acompat.call_creator(pool._creator, self)
-        else:
-            conn = _acompat.call_creator(pool._creator)
-        if conn is None:
-            raise creator_returned_none(pool._creator)
+        started = pool._clock()
+        try:
+            if pool._creator_wants_record:
+                conn = _acompat.call_creator(pool._creator, self)
+            else:
+                conn = _acompat.call_creator(pool._creator)
+            if conn is None:
+                raise creator_returned_none(pool._creator)
+        except BaseException:
+            pool._counters.connect_errors += 1
+            raise
         self.dbapi_connection = conn
-        self.starttime = pool._clock()
+        self.starttime = now = pool._clock()
         self.last_connect_time = time.time()
         self._generation = pool._generation
         self._soft_invalidated = False
@@ -156,8 +174,12 @@ class ConnectionRecord(Generic[ConnT]):
         try:
             pool._on_new_connection(self)
         except BaseException:
+            pool._counters.connect_errors += 1
             self._close_connection(fire=False)
             raise
+        pool._counters.connects += 1
+        if pool._observers:
+            pool._observe("create", now - started)
 
     def _close_connection(self, fire: bool = True) -> None:
         """Close the connection and leave the record empty."""

@@ -66,6 +66,7 @@ class SingletonThreadPool(Pool[ConnT]):
     :param ping_interval: as for :class:`.Pool`.
     :param max_lifetime: as for :class:`.Pool`.
     :param max_uses: as for :class:`.Pool`.
+    :param leak_threshold: as for :class:`.Pool`.
     """
 
     _fairy_class = _ThreadFairy
@@ -85,6 +86,7 @@ class SingletonThreadPool(Pool[ConnT]):
         ping_interval: float = 0.0,
         max_lifetime: float | None = None,
         max_uses: int | None = None,
+        leak_threshold: float | None = None,
     ) -> None:
         check_int("pool_size", pool_size, 1, "use a positive int")
         super().__init__(
@@ -99,6 +101,7 @@ class SingletonThreadPool(Pool[ConnT]):
             ping_interval=ping_interval,
             max_lifetime=max_lifetime,
             max_uses=max_uses,
+            leak_threshold=leak_threshold,
         )
         self._pool_size = pool_size
         self._local = threading.local()

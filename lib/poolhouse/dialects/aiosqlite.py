@@ -17,13 +17,17 @@ class AiosqliteDialect(AsyncDialect):
     driver = "aiosqlite"
 
     async def do_ping(self, dbapi_connection: Any) -> bool:
-        try:
-            cursor = await dbapi_connection.execute("SELECT 1")
-            await cursor.close()
-        except (ValueError, sqlite3.Error) as err:
-            if self.is_disconnect(err, dbapi_connection):
-                return False
-            raise
+        """Run ``SELECT 1`` through the connection's worker thread.
+
+        :param dbapi_connection: an :class:`aiosqlite.Connection`.
+        :return: ``True``: the statement ran.
+        :raises ValueError: "no active connection": the connection (and its
+            thread) is closed, which :meth:`is_disconnect` recognises.
+        :raises sqlite3.Error: the statement failed; "Cannot operate on a
+            closed database" (:exc:`sqlite3.ProgrammingError`) is a disconnect.
+        """
+        cursor = await dbapi_connection.execute("SELECT 1")
+        await cursor.close()
         return True
 
     async def do_close(self, dbapi_connection: Any) -> None:

@@ -128,9 +128,14 @@ class AsyncpgDialect(AsyncDialect):
         itself).
 
         :param dbapi_connection: an :class:`asyncpg.Connection`.
-        :return: ``False`` if the connection is closed, or lost during the
-            ping.  Inside a failed transaction, the server's refusal proves
-            the link: ``True``.
+        :return: ``True``: the server answered; inside a failed transaction,
+            its refusal proves the link.  ``False``, with no round trip, if
+            ``is_closed()`` says the connection is closed.
+        :raises asyncpg.exceptions.ConnectionDoesNotExistError: the link was
+            lost during the ping; this and asyncpg's other errors for a lost
+            connection (or an :exc:`OSError` once ``is_closed()``) are
+            disconnects for :meth:`is_disconnect`.
+        :raises Exception: any other error of the round trip, unchanged.
         """
         conn = dbapi_connection
         if conn.is_closed():
@@ -139,10 +144,6 @@ class AsyncpgDialect(AsyncDialect):
             await conn.execute("SELECT 1")
         except InFailedSQLTransactionError:
             return True
-        except Exception as err:
-            if self.is_disconnect(err, conn):
-                return False
-            raise
         return True
 
     def is_disconnect(self, exception: BaseException, dbapi_connection: Any) -> bool:

@@ -46,19 +46,22 @@ class Dialect:
     def do_ping(self, dbapi_connection: DBAPIConnection) -> bool:
         """Check that the connection still reaches its server.
 
+        As SQLAlchemy 2.0's ``DefaultDialect.do_ping``: a failed round trip
+        raises the driver's error unchanged, and the pool asks
+        :meth:`is_disconnect` whether it means the connection is lost (then
+        the connection is replaced, with the error as the cause of its
+        invalidation) or not (then the error propagates to the caller).
+
         :param dbapi_connection: the PEP 249 connection.
-        :return: ``True`` if the round trip succeeded.  A failure the dialect
-            recognises as a disconnect returns ``False``; any other error
-            propagates.
+        :return: ``True``: the round trip succeeded.  A subclass may return
+            ``False`` for a connection it knows is dead without a round trip.
+        :raises Exception: the driver's error from ``cursor()``,
+            ``execute("SELECT 1")`` or ``fetchone()``.
         """
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-        except Exception as err:
-            if self.is_disconnect(err, dbapi_connection):
-                return False
-            raise
         finally:
             _close_quietly(cursor)
         return True
@@ -83,7 +86,7 @@ class Dialect:
 def _close_quietly(cursor: Any) -> None:
     try:
         cursor.close()
-    except Exception:  # noqa: BLE001  # a dead cursor must not hide the ping result
+    except Exception:  # noqa: BLE001  # a dead cursor must not hide the real outcome
         pass
 
 
@@ -124,16 +127,15 @@ class AsyncDialect:
     async def do_ping(self, dbapi_connection: Any) -> bool:
         """Check that the connection still reaches its server.
 
+        As :meth:`.Dialect.do_ping`: a failed round trip raises the driver's
+        error unchanged, and the pool asks :meth:`is_disconnect` what it means.
+
         :param dbapi_connection: the driver connection.
-        :return: ``True`` if the round trip succeeded; ``False`` for a failure
-            the dialect recognises as a disconnect.  Other errors propagate.
+        :return: ``True``: the round trip succeeded.  A subclass may return
+            ``False`` for a connection it knows is dead without a round trip.
+        :raises Exception: the driver's error from ``execute("SELECT 1")``.
         """
-        try:
-            await _maybe_await(dbapi_connection.execute("SELECT 1"))
-        except Exception as err:
-            if self.is_disconnect(err, dbapi_connection):
-                return False
-            raise
+        await _maybe_await(dbapi_connection.execute("SELECT 1"))
         return True
 
     def is_disconnect(self, exception: BaseException, dbapi_connection: Any) -> bool:

@@ -33,14 +33,13 @@ class MySQLdbDialect(Dialect):
         alone (off unless the application turned it on).
 
         :param dbapi_connection: a :class:`MySQLdb.connections.Connection`.
-        :return: ``False`` if the connection is closed or lost.
+        :return: ``True``: the server answered.
+        :raises MySQLdb.Error: the ping failed: ``InterfaceError(0, '')`` for a
+            closed connection, ``OperationalError`` 2006/2013 for a lost one
+            (both disconnects for :meth:`is_disconnect`), or any other error
+            of the round trip.
         """
-        try:
-            dbapi_connection.ping()
-        except MySQLdb.Error as err:
-            if self.is_disconnect(err, dbapi_connection):
-                return False
-            raise
+        dbapi_connection.ping()
         return True
 
     def is_disconnect(self, exception: BaseException, dbapi_connection: Any) -> bool:

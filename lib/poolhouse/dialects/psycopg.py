@@ -37,8 +37,11 @@ class PsycopgDialect(Dialect):
         it and changes nothing.
 
         :param dbapi_connection: a :class:`psycopg.Connection`.
-        :return: ``False`` if the connection is closed, broken, or lost
-            during the ping.
+        :return: ``True``: the server answered; ``False``, with no round
+            trip, if psycopg already knows the connection is closed or broken.
+        :raises psycopg.Error: the round trip failed, e.g.
+            ``OperationalError`` for a link lost during the ping (a disconnect
+            for :meth:`is_disconnect`).
         """
         conn = dbapi_connection
         if _is_unusable(conn):
@@ -48,10 +51,6 @@ class PsycopgDialect(Dialect):
             if switch:
                 conn.autocommit = True
             conn.execute("").close()
-        except psycopg.Error as err:
-            if self.is_disconnect(err, conn):
-                return False
-            raise
         finally:
             # A lost connection is closed and rejects the setting; it is
             # discarded anyway.

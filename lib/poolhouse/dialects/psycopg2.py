@@ -55,7 +55,12 @@ class Psycopg2Dialect(Dialect):
         Inside a failed transaction the server's refusal proves the link.
 
         :param dbapi_connection: a psycopg2 connection.
-        :return: ``False`` if the connection is closed or lost during the ping.
+        :return: ``True``: the server answered, possibly with the refusal of
+            a failed transaction; ``False``, with no round trip, if psycopg2
+            already knows the connection is closed.
+        :raises psycopg2.Error: the round trip failed, e.g.
+            ``OperationalError`` for a link lost during the ping (a disconnect
+            for :meth:`is_disconnect`).
         """
         conn = dbapi_connection
         if conn.closed:
@@ -71,9 +76,8 @@ class Psycopg2Dialect(Dialect):
             cursor = conn.cursor()
             cursor.execute("SELECT 1")
         except psycopg2.Error as err:
-            if self.is_disconnect(err, conn):
-                return False
-            if err.pgcode == _IN_FAILED_TRANSACTION:
+            # The server's refusal in a failed transaction proves the link.
+            if err.pgcode == _IN_FAILED_TRANSACTION and not conn.closed:
                 return True
             raise
         finally:

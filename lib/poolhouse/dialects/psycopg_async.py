@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-
 from .base import AsyncDialect
 from .psycopg import _is_disconnect
 from .psycopg import _is_unusable
@@ -36,8 +34,11 @@ class AsyncPsycopgDialect(AsyncDialect):
         the empty statement runs in it and changes nothing.
 
         :param dbapi_connection: a :class:`psycopg.AsyncConnection`.
-        :return: ``False`` if the connection is closed, broken, or lost
-            during the ping.
+        :return: ``True``: the server answered; ``False``, with no round
+            trip, if psycopg already knows the connection is closed or broken.
+        :raises psycopg.Error: the round trip failed, e.g.
+            ``OperationalError`` for a link lost during the ping (a disconnect
+            for :meth:`is_disconnect`).
         """
         conn = dbapi_connection
         if _is_unusable(conn):
@@ -48,10 +49,6 @@ class AsyncPsycopgDialect(AsyncDialect):
                 await conn.set_autocommit(True)
             cursor = await conn.execute("")
             await cursor.close()
-        except psycopg.Error as err:
-            if self.is_disconnect(err, conn):
-                return False
-            raise
         finally:
             # A lost connection is closed and rejects the setting; it is
             # discarded anyway.

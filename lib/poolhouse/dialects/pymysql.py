@@ -36,14 +36,13 @@ class PyMySQLDialect(Dialect):
         """Send ``COM_PING`` without reconnecting; it opens no transaction.
 
         :param dbapi_connection: a :class:`pymysql.connections.Connection`.
-        :return: ``False`` if the connection is closed or lost.
+        :return: ``True``: the server answered.
+        :raises pymysql.err.Error: the ping failed: ``Error('Already closed')``
+            for a closed connection, ``OperationalError`` 2006/2013 for a lost
+            one (both disconnects for :meth:`is_disconnect`), or any other
+            error of the round trip.
         """
-        try:
-            dbapi_connection.ping(reconnect=False)
-        except pymysql.err.Error as err:
-            if self.is_disconnect(err, dbapi_connection):
-                return False
-            raise
+        dbapi_connection.ping(reconnect=False)
         return True
 
     def is_disconnect(self, exception: BaseException, dbapi_connection: Any) -> bool:

@@ -36,12 +36,16 @@ class SQLite3Dialect(Dialect):
             dbapi_connection.execute("ROLLBACK")
 
     def do_ping(self, dbapi_connection: Any) -> bool:
-        try:
-            dbapi_connection.execute("SELECT 1").fetchone()
-        except sqlite3.Error as err:
-            if self.is_disconnect(err, dbapi_connection):
-                return False
-            raise
+        """Run ``SELECT 1`` on the connection.
+
+        :param dbapi_connection: a :class:`sqlite3.Connection`.
+        :return: ``True``: the statement ran.
+        :raises sqlite3.ProgrammingError: "Cannot operate on a closed
+            database": the connection is closed, which :meth:`is_disconnect`
+            recognises.
+        :raises sqlite3.Error: any other failure of the statement.
+        """
+        dbapi_connection.execute("SELECT 1").fetchone()
         return True
 
     def is_disconnect(self, exception: BaseException, dbapi_connection: Any) -> bool:
