@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import threading
 import time
@@ -169,6 +170,16 @@ def _spawn_checkin(pool: Any, rec: Any) -> None:
     task = asyncio.ensure_future(pool._checkin(rec))
     pool._background.add(task)
     task.add_done_callback(pool._background.discard)
+    task.add_done_callback(functools.partial(_log_failed_checkin, pool))
+
+
+def _log_failed_checkin(pool: Any, task: asyncio.Task[None]) -> None:
+    """Log a reclaimed connection's failed check-in (nobody awaits it)."""
+    if not task.cancelled() and task.exception() is not None:
+        pool.logger.error(
+            "returning a garbage-collected connection failed",
+            exc_info=task.exception(),
+        )
 
 
 def new_waiter(pool: Any) -> Waiter:

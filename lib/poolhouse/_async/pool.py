@@ -103,7 +103,10 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
     :param recycle: replace a connection at checkout once it is this many
         seconds old; ``-1`` (default) never.
     :param echo: ``True`` logs this pool's activity at INFO, ``"debug"`` at
-        DEBUG, to stdout; ``None`` (default) leaves logging configuration alone.
+        DEBUG, printing to stdout only the lines that no handler of the
+        application's logging configuration takes, so each appears once;
+        ``None`` (default) leaves levels and handlers alone.  Passwords are
+        masked either way.
     :param logging_name: appended to the logger name,
         ``poolhouse.pool.<Class>.<logging_name>``.
     :param reset_on_return: ``"rollback"``/``True`` (default), ``"commit"``, or
@@ -856,7 +859,8 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
         The record stays reserved for this checkout; the next attempt
         reconnects it.
         """
-        self.logger.info("checkout listener rejected %r: %s", fairy, err)
+        # DEBUG: the invalidation below logs the error at INFO.
+        self.logger.debug("checkout listener rejected %r: %s", fairy, err)
         self._counters.disconnects += 1
         if isinstance(err, exc.InvalidatePoolError):
             self._generation += 1
@@ -1015,6 +1019,12 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
         """Discard a connection whose rollback or commit failed, with a
         warning; re-raise *err* unless it is an ordinary error."""
         self._counters.returns_bad += 1
+        if not isinstance(err, Exception):
+            # Interrupted (a cancel, Ctrl-C): it goes on to the caller, and
+            # is not logged too.
+            if rec is not None:
+                await rec._invalidate(err, soft=False, log=False)
+            raise err
         self.logger.warning(
             "%r: %s of %r failed (%s: %s); the connection was discarded",
             self,
@@ -1024,9 +1034,7 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
             err,
         )
         if rec is not None:
-            await rec.invalidate(err)
-        if not isinstance(err, Exception):
-            raise err
+            await rec._invalidate(err, soft=False, log=False)  # logged above
 
     # -- detached connections ---------------------------------------------------------
 

@@ -116,6 +116,9 @@ class AsyncConnectionRecord(Generic[ConnT]):
         :param soft: keep the connection usable by its current user and
             replace it when it is next checked out.
         """
+        await self._invalidate(e, soft, log=True)
+
+    async def _invalidate(self, e: BaseException | None, soft: bool, log: bool) -> None:
         conn = self.dbapi_connection
         if conn is None:
             return
@@ -139,9 +142,11 @@ class AsyncConnectionRecord(Generic[ConnT]):
             reason = f" ({type(e).__name__}: {e})" if e is not None else ""
             if soft:
                 self._soft_invalidated = True
-                pool.logger.info("soft-invalidated connection %r%s", conn, reason)
+                if log:
+                    pool.logger.info("soft-invalidated connection %r%s", conn, reason)
             else:
-                pool.logger.info("invalidated connection %r%s", conn, reason)
+                if log:
+                    pool.logger.info("invalidated connection %r%s", conn, reason)
                 await self._close_connection()
 
     def __repr__(self) -> str:

@@ -8,7 +8,6 @@ pass through to the driver connection, and closing it (or leaving its
 
 from __future__ import annotations
 
-import logging
 import warnings
 from types import TracebackType
 from typing import Any
@@ -238,9 +237,8 @@ class ConnectionFairy(Generic[ConnT]):
                 self._returned = True
                 _acompat.reclaim(self._pool, rec)
         except Exception:
-            # Nothing can be raised from a finalizer; the pool logged already
-            # if it got that far.
-            logging.getLogger(__name__).exception(
+            # Nothing can be raised from a finalizer.
+            self._pool.logger.exception(
                 "returning a garbage-collected connection failed"
             )
 

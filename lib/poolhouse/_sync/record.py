@@ -115,6 +115,9 @@ class ConnectionRecord(Generic[ConnT]):
         :param soft: keep the connection usable by its current user and
             replace it when it is next checked out.
         """
+        self._invalidate(e, soft, log=True)
+
+    def _invalidate(self, e: BaseException | None, soft: bool, log: bool) -> None:
         conn = self.dbapi_connection
         if conn is None:
             return
@@ -138,9 +141,11 @@ class ConnectionRecord(Generic[ConnT]):
             reason = f" ({type(e).__name__}: {e})" if e is not None else ""
             if soft:
                 self._soft_invalidated = True
-                pool.logger.info("soft-invalidated connection %r%s", conn, reason)
+                if log:
+                    pool.logger.info("soft-invalidated connection %r%s", conn, reason)
             else:
-                pool.logger.info("invalidated connection %r%s", conn, reason)
+                if log:
+                    pool.logger.info("invalidated connection %r%s", conn, reason)
                 self._close_connection()
 
     def __repr__(self) -> str:
