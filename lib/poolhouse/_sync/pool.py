@@ -239,6 +239,8 @@ class Pool(abc.ABC, Generic[ConnT]):
         # Instance copies of class-level settings read on every checkout:
         # Python looks an instance attribute up faster than a class one.
         self._shared = self._shares_records
+        #: Whether every checkout looks at the connection's age or pings it.
+        self._checks_at_checkout = self._ages or self._pre_ping
         self._new_fairy = self._fairy_class
         #: Connections dropped by ``dispose(close=False)``: kept referenced so
         #: that no finalizer closes them (their sockets belong to a parent
@@ -723,7 +725,21 @@ class Pool(abc.ABC, Generic[ConnT]):
                             rec._out_since = self._clock()
                             rec._holder = current_holder()
                 else:
-                    conn = self._usable_connection(rec)
+                    found = rec.dbapi_connection
+                    if (
+                        found is None
+                        or self._checks_at_checkout
+                        or rec._soft_invalidated
+                        or rec._suspect
+                        or rec._generation != self._generation
+                    ):
+                        conn = self._usable_connection(rec)
+                    else:
+                        # _usable_connection() of a connection with nothing
+                        # to check, written out: this is the hot path.
+                        conn = found
+                        rec._fresh = False
+                        rec._uses += 1
                     rec._checkouts = 1
                     rec._out_since = self._clock()
                     rec._holder = current_holder()
