@@ -12,13 +12,18 @@ import threading
 from collections import deque
 from typing import Any
 
+import prometheus_client
 import pytest
 import sqlalchemy.event
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from sqlalchemy import pool as sqlalchemy_pool
 
 import poolhouse
 from poolhouse import event
 from poolhouse import events
+from poolhouse.metrics import opentelemetry as otel_metrics
+from poolhouse.metrics import prometheus as prom_metrics
 
 CYCLES = 1000
 
@@ -168,3 +173,63 @@ def test_empty_loop(benchmark: Any) -> None:
             pass
 
     benchmark(cycles)
+
+
+# -- metrics exporters (poolhouse.metrics) against the plain pool ---------------------
+
+METRICS = "metrics: checkout+checkin x1000, no-op connection"
+METRICS_SQLITE = "metrics: checkout+SELECT 1+checkin x1000, sqlite3"
+
+
+def _metered_pool(exporter: str, creator: Any) -> Any:
+    """A QueuePool with *exporter* on: ``plain``, ``observer`` (a timing
+    observer that does nothing: the pool's own cost of timing), ``prometheus``,
+    ``otel`` (an SDK provider with an in-memory reader), each with
+    ``-no-histograms`` for the counts and limits alone."""
+    pool = poolhouse.QueuePool(creator, pool_size=5, logging_name="bench")
+    name, _, variant = exporter.partition("-")
+    histograms = variant != "no-histograms"
+    if name == "observer":
+        pool.add_timing_observer(lambda kind, seconds: None)
+    elif name == "prometheus":
+        prom_metrics.PoolCollector(
+            pool, registry=prometheus_client.CollectorRegistry(), histograms=histograms
+        )
+    elif name == "otel":
+        provider = MeterProvider(
+            metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False
+        )
+        otel_metrics.instrument(pool, provider, histograms=histograms)
+    return pool
+
+
+EXPORTERS = [
+    "plain",
+    "observer",
+    "prometheus",
+    "prometheus-no-histograms",
+    "otel",
+    "otel-no-histograms",
+]
+
+
+@pytest.mark.benchmark(group=METRICS)
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_metrics_exporter(benchmark: Any, exporter: str) -> None:
+    """Each exporter on a no-op connection (target: within 10% of plain)."""
+    benchmark.extra_info["reference"] = exporter == "plain"
+    pool = _metered_pool(exporter, NoOpConnection)
+    benchmark(_cycles, pool)
+    assert pool.checkedout() == 0
+    assert pool.stats().checkouts >= CYCLES
+
+
+@pytest.mark.benchmark(group=METRICS_SQLITE)
+@pytest.mark.parametrize("exporter", ["plain", "prometheus", "otel"])
+def test_metrics_exporter_sqlite3(benchmark: Any, exporter: str) -> None:
+    """The same, end to end on sqlite3."""
+    benchmark.extra_info["reference"] = exporter == "plain"
+    pool = _metered_pool(
+        exporter, lambda: sqlite3.connect(":memory:", check_same_thread=False)
+    )
+    benchmark(_select_cycles, pool)

@@ -34,6 +34,8 @@ nitpick_ignore_regex = [
     (r"py:class", r"poolhouse\._typing\..*|poolhouse\.event\._F"),
     (r"py:class", r"(Async)?(Creator|DialectLike)|Echo|ResetOnReturn|ConnT|_PoolT"),
     (r"py:class", r"poolhouse\._async\._acompat\.(Checkout|_S|_T)"),
+    # The metrics exporters' libraries (no intersphinx either).
+    (r"py:.*", r"(opentelemetry|prometheus_client)(\..*)?"),
 ]
 
 exclude_patterns = ["_build"]

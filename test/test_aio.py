@@ -1373,3 +1373,29 @@ async def test_worker_task_outlives_cancelled_callers_and_ends_on_close() -> Non
     await asyncio.wait_for(worker, WAIT)
     assert not worker.cancelled()  # it ended by itself
     assert dbapi.open_connections() == []
+
+
+@pytest.mark.asyncio
+async def test_a_slot_granted_just_before_close_is_given_back() -> None:
+    """A waiter granted room (here by resize()) whose task has not run yet
+    when the pool closes fails with PoolClosedError and dials nothing."""
+    dbapi = FakeAsyncDBAPI()
+    pool = AsyncQueuePool(
+        dbapi.connect,
+        pool_size=1,
+        max_overflow=0,
+        timeout=None,
+        dialect=FakeAsyncDialect(),
+    )
+    held = await pool.connect()
+    waiter = asyncio.ensure_future(pool.connect())
+    while pool.stats().waiting != 1:
+        await asyncio.sleep(0)
+    await pool.resize(2)  # grants the waiter a slot; it has not run yet
+    await pool.close(timeout=0)
+    with pytest.raises(exc.PoolClosedError):
+        await waiter
+    assert len(dbapi.connections) == 1
+    assert pool.stats().size == 1  # only the connection still held
+    await held.close()
+    assert dbapi.open_connections() == []

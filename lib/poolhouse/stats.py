@@ -2,9 +2,11 @@
 state and counters, and :class:`CheckedOutConnection`, one connection out now.
 
 Pools keep their counters in a ``Counters`` object, updated on the
-checkout and checkin paths without a lock: each update is a single attribute
-store, which the GIL does not split, so no count is lost on CPython's usual
-builds (a free-threaded build may lose one under contention).
+checkout and checkin paths without a lock.  An update (``+=``) is a load, an
+add and a store; CPython's eval loop (3.10 to 3.13, with the GIL) does not
+switch threads in between for these, so none was lost in tests with eight
+threads, but nothing guarantees it, and a free-threaded build may lose one
+under contention.
 """
 
 from __future__ import annotations
@@ -56,14 +58,17 @@ class PoolStats:
     #: Connections handed out.
     checkouts: int
     #: Connections returned, including detached ones and checkouts a
-    #: ``checkout`` listener rejected (so ``checkouts - checkins`` is the
-    #: number in use).
+    #: ``checkout`` listener rejected, so ``checkouts - checkins`` is the
+    #: number of users holding a connection now (several users share one
+    #: connection in a :class:`.StaticPool`).
     checkins: int
     #: Connections invalidated (hard or soft), for any reason.
     invalidations: int
-    #: Connections replaced or retired because of their age, use count or
-    #: an expiry (*recycle*, *max_lifetime*, *max_uses*, ``dispose``,
-    #: ``drain``, soft invalidation).
+    #: Connections replaced at checkout because of their age, use count or
+    #: an expiry (*recycle*, *max_lifetime*, *max_uses*, a soft invalidation,
+    #: a connection opened before ``dispose()``/``drain()`` and out then),
+    #: and idle ones a background worker retired at the end of their
+    #: *max_lifetime*.  Idle connections ``dispose()`` closes are not counted.
     recycles: int
     #: Checkouts that failed because no connection came in time.
     timeouts: int

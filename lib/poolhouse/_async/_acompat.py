@@ -148,6 +148,10 @@ def connect_method(
 current_holder = asyncio.current_task
 
 
+#: Who holds a checkout, for leak tracking: the task too.
+exact_holder = asyncio.current_task
+
+
 def holder_name(holder: Any) -> str:
     """Name the task *holder*."""
     if holder is None:

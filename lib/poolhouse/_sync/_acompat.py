@@ -59,8 +59,17 @@ def connect_method(checkout: _F) -> _F:
 current_holder = threading.get_ident
 
 
+def exact_holder() -> Any:
+    """Who holds a checkout, for leak tracking: the thread itself, since an
+    ident could later name another thread that reused it."""
+    return threading.current_thread()
+
+
 def holder_name(holder: Any) -> str:
-    """Name the thread whose ident is *holder*."""
+    """Name the thread *holder*: a thread, or a thread's ident."""
+    if isinstance(holder, threading.Thread):
+        state = "" if holder.is_alive() else " (ended)"
+        return f"thread {holder.name!r}{state}"
     for thread in threading.enumerate():
         if thread.ident == holder:
             return f"thread {thread.name!r}"

@@ -353,7 +353,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         fine.  Idempotent.
         """
         self._close(timeout=0, warn=False)  # it closes those in use next
-        busy = [rec for rec in list(self._records) if rec.dbapi_connection is not None]
+        busy = [rec for rec in self._record_list() if rec.dbapi_connection is not None]
         self.logger.info("terminating: closing %d connections in use", len(busy))
         self._discard_records(busy)
 
@@ -430,7 +430,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         """
         now = self._clock()
         wall_now = time.time()
-        out = [rec for rec in list(self._records) if rec._checkouts]
+        out = [rec for rec in self._record_list() if rec._checkouts]
         out.sort(key=lambda rec: rec._out_since)
         return [self._describe_checkout(rec, now, wall_now) for rec in out]
 
@@ -459,7 +459,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         """
         if observer not in self._observers:
             raise ValueError(f"{observer!r} is not an observer of {self!r}")
-        self._observers = tuple(o for o in self._observers if o is not observer)
+        self._observers = tuple(o for o in self._observers if o != observer)
         self._extras = bool(self._observers) or self._leak_threshold is not None
 
     def __repr__(self) -> str:
@@ -471,7 +471,7 @@ class Pool(abc.ABC, Generic[ConnT]):
     def _occupancy(self) -> tuple[int, int, int]:
         """Idle connections, connections in use, callers waiting (pools that
         keep these counts override it)."""
-        records = list(self._records)
+        records = self._record_list()
         in_use = sum(1 for rec in records if rec._checkouts)
         idle = sum(
             1
@@ -484,20 +484,28 @@ class Pool(abc.ABC, Generic[ConnT]):
         """The size limits :meth:`stats` reports (no limits here)."""
         return {"overflow": 0, "max_size": None, "pool_size": None, "min_idle": 0}
 
-    def _checkout_extras(self, rec: ConnectionRecord[ConnT], started: float) -> None:
-        """Track a leak and time the checkout, for pools that ask for it."""
+    def _checkout_extras(
+        self, rec: ConnectionRecord[ConnT], started: float | None
+    ) -> None:
+        """Track a leak and time the checkout, for pools that ask for it.
+
+        :param started: when the checkout began; ``None`` if it began before
+            the pool had anything extra to do (no timing then).
+        """
         if self._leak_threshold is not None and rec._checkouts == 1:
             self._track_leak(rec)
-        if self._observers:
+        if self._observers and started is not None:
             self._observe("wait", self._clock() - started)
 
     def _checkin_extras(self, rec: ConnectionRecord[ConnT], used: float) -> None:
         if self._observers:
             self._observe("use", used)
+        rec._stack = None  # not reported for a later checkout by mistake
         if rec._leak_warned:
             rec._leak_warned = False
             self.logger.info(
-                "connection %r reported as leaked came back after %.1fs",
+                "%r: connection %r reported as leaked came back after %.1fs",
+                self,
                 rec.dbapi_connection,
                 used,
             )
@@ -529,7 +537,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         rec._stack = traceback.StackSummary.from_list(
             [f for f in frames if not f.filename.startswith(_PACKAGE_DIR)]
         )
-        rec._leak_warned = False
+        rec._holder = _acompat.exact_holder()
         if not _acompat.worker_running(self._leak_watch):
             with self._lock:
                 if self._closed or _acompat.worker_running(self._leak_watch):
@@ -553,7 +561,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         now = self._clock()
         wall_now = time.time()
         next_check = threshold
-        for rec in list(self._records):
+        for rec in self._record_list():
             if not rec._checkouts or rec._leak_warned:
                 continue
             age = now - rec._out_since
@@ -571,7 +579,7 @@ class Pool(abc.ABC, Generic[ConnT]):
                 age,
                 threshold,
                 found.holder,
-                found.stack,
+                found.stack or "(unknown)\n",
             )
             listeners = self._listeners.leak
             if listeners:
@@ -616,7 +624,7 @@ class Pool(abc.ABC, Generic[ConnT]):
 
     def _in_use(self) -> int:
         """How many connections are checked out now."""
-        return sum(1 for rec in list(self._records) if rec._checkouts)
+        return sum(1 for rec in self._record_list() if rec._checkouts)
 
     def _give_up_empty(self, rec: ConnectionRecord[ConnT]) -> None:
         """Drop an empty record a caller got, and its slot (pools whose
@@ -659,6 +667,8 @@ class Pool(abc.ABC, Generic[ConnT]):
 
     def _recreated(self, new: _PoolT) -> _PoolT:
         event._copy_listeners(self, new)
+        for observer in self._observers:
+            new.add_timing_observer(observer)
         new._clock = self._clock
         self.logger.info("recreated as %r", new)
         return new
@@ -669,8 +679,15 @@ class Pool(abc.ABC, Generic[ConnT]):
         """Open a new record (I/O; never called under the pool lock)."""
         rec = self._record_class(self)
         rec._connect()
-        self._records.add(rec)
+        with self._lock:
+            self._records.add(rec)
         return rec
+
+    def _record_list(self) -> list[ConnectionRecord[ConnT]]:
+        """Every record alive, copied under the lock (a set being added to
+        cannot be iterated)."""
+        with self._lock:
+            return list(self._records)
 
     def _on_new_connection(self, rec: ConnectionRecord[ConnT]) -> None:
         """Fire ``first_connect`` (once per pool) and ``connect`` for *rec*."""
@@ -711,7 +728,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         # Make a record usable and wrap it in a fairy; give it back on failure.
         if self._closed:
             raise pool_closed_error(self)
-        started = self._clock() if self._extras else 0.0
+        started = self._clock() if self._extras else None
         rec = self._do_get()
         attempts = CHECKOUT_ATTEMPTS
         while True:
@@ -755,6 +772,7 @@ class Pool(abc.ABC, Generic[ConnT]):
             fairy: ConnectionFairy[ConnT] = self._new_fairy(self, rec, conn)
             if self._log_cache.get(_DEBUG) is not False:
                 self.logger.debug("checked out %r", conn)
+            self._counters.checkouts += 1
             listeners = self._listeners.checkout
             if listeners:
                 try:
@@ -773,7 +791,6 @@ class Pool(abc.ABC, Generic[ConnT]):
                 except BaseException:
                     fairy.close()
                     raise
-            self._counters.checkouts += 1
             if self._extras:
                 self._checkout_extras(rec, started)
             return fairy
@@ -875,6 +892,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         # DEBUG: the invalidation below logs the error at INFO.
         self.logger.debug("checkout listener rejected %r: %s", fairy, err)
         self._counters.disconnects += 1
+        self._counters.checkins += 1  # its checkout was counted: it is back
         if isinstance(err, exc.InvalidatePoolError):
             self._generation += 1
         fairy._rec = None
@@ -950,6 +968,7 @@ class Pool(abc.ABC, Generic[ConnT]):
             if not self._shared:
                 rec._checkouts = 0
             rec._last_used = now = self._clock()
+            rec._holder = None  # a finished task is not kept alive
             used = now - rec._out_since
             counters = self._counters
             counters.checkins += 1
@@ -1102,7 +1121,7 @@ class Pool(abc.ABC, Generic[ConnT]):
         self._forked_generation = self._disowned_generation = self._generation
         self._special_generation = max(self._special_generation, self._generation)
         self._generation += 1
-        for rec in list(self._records):
+        for rec in self._record_list():
             if rec.dbapi_connection is not None:
                 self._abandoned.append(rec._drop_connection())
         self._records = weakref.WeakSet()

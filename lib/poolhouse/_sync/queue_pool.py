@@ -185,8 +185,9 @@ class QueuePool(Pool[ConnT]):
             if unreachable:
                 raise self._unreachable_error()
             got = self._wait(waiter)
-            if self._closed and not isinstance(got, Marker | type(None)):
-                # Granted just before close() failed the line: give it back.
+            if self._closed and got is not CLOSED and got is not UNREACHABLE:
+                # Granted a record or a slot just before close() failed the
+                # line: give it back.
                 self._pass_on(got)
                 raise pool_closed_error(self)
         if type(got) is not Marker:  # an idle record, the common case
@@ -290,12 +291,22 @@ class QueuePool(Pool[ConnT]):
             self._free_slot()
             return
         with self._lock:
-            heir = self._slots.give_back(rec)
-            if heir is None:
-                return
-            if isinstance(heir, _acompat.Waiter):
-                heir.grant(rec)
-                return
+            # Looked at under the lock: close() may have drained the idle
+            # set since the checkin decided to come here.
+            closed = self._closed
+            if not closed:
+                heir = self._slots.give_back(rec)
+                if heir is None:
+                    return
+                if isinstance(heir, _acompat.Waiter):
+                    heir.grant(rec)
+                    return
+        if closed:
+            try:
+                rec._close_connection()
+            finally:
+                self._free_slot()  # notes the return for close()
+            return
         # CLOSE: pool_size connections are idle already.  Its slot is freed
         # only once it is closed, so the limit holds even during the close.
         try:
@@ -485,7 +496,15 @@ class QueuePool(Pool[ConnT]):
             self._discard_records(retired, after_each=self._closed_one)
             return 0
         if not grow:
-            return self._next_retirement(now)
+            due = self._next_retirement(now)
+            if self._down_since is None:
+                return due
+            # No room to probe: look again after the backoff, since callers
+            # do not wake a worker that is backing off.
+            backoff = backoff_delay(
+                self._connect_failures, self._reconnect_backoff_max, self._random
+            )
+            return backoff if due is None else min(due, backoff)
         try:
             rec = self._create_connection()
         except BaseException as err:
