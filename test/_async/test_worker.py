@@ -119,6 +119,23 @@ async def test_worker_backs_off_while_connects_fail(
     assert pool._down_since is None and pool._connect_failures == 0
 
 
+async def test_worker_backing_off_without_room_looks_again(
+    make_queue_pool: MakeQueuePool, dbapi: FakeAsyncDBAPI
+) -> None:
+    """While the database is down, callers do not wake the worker: with no
+    room to probe, it must still come back after its backoff, or a slot
+    freed later would never be filled."""
+    pool = make_queue_pool(pool_size=2, max_overflow=0, background=True, min_idle=2)
+    pool._random = lambda: 0.0
+    assert await pool._maintain() == 0  # opened one
+    dbapi.refuse_connect = FakeOperationalError("server down")
+    assert await pool._maintain() == pytest.approx(0.1)  # the second failed
+    await pool.resize(1)  # the one open fills it: no room left to probe
+    assert await pool._maintain() == pytest.approx(0.1)  # not None: looks again
+    assert pool._down_since is not None
+    await pool.close()
+
+
 async def test_waiters_outlast_a_short_outage(
     make_queue_pool: MakeQueuePool, dbapi: FakeAsyncDBAPI
 ) -> None:
