@@ -403,6 +403,11 @@ def test_a_broken_format_still_gives_a_line(
         ("{'password': b's3cret'}", "{'password': b'***'}"),
         # URLs: user info, an '@' in the password, no user, a query
         ("postgresql://u:s3cret@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://app:pa/ss#1@db/orders", "postgresql://app:***@db/orders"),
+        (
+            "password=\nTraceback (most recent call last):",
+            "password=\nTraceback (most recent call last):",
+        ),
         ("mysql+pymysql://u:s3@cret@h:3306/db", "mysql+pymysql://u:***@h:3306/db"),
         ("redis://:s3cret@h", "redis://:***@h"),
         (

@@ -1050,3 +1050,36 @@ def test_opentelemetry_module_imports_the_api_only() -> None:
         "assert 'prometheus_client' not in sys.modules\n"
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_otel_global_provider_set_after_a_pool_was_instrumented() -> None:
+    """Pools instrumented with the global provider before and after the
+    application sets it both report (a process may set it only once, so
+    this runs in a subprocess)."""
+    done = _python(
+        "import sqlite3\n"
+        "from opentelemetry import metrics\n"
+        "from opentelemetry.sdk.metrics import MeterProvider\n"
+        "from opentelemetry.sdk.metrics.export import InMemoryMetricReader\n"
+        "from poolhouse import QueuePool\n"
+        "from poolhouse.metrics.opentelemetry import instrument\n"
+        "def make(name):\n"
+        "    return QueuePool(lambda: sqlite3.connect(':memory:'), logging_name=name)\n"
+        "early, late = make('early'), make('late')\n"
+        "instrument(early)\n"
+        "reader = InMemoryMetricReader()\n"
+        "metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))\n"
+        "instrument(late)\n"
+        "held = [early.connect(), late.connect()]\n"
+        "seen = {}\n"
+        "for rm in reader.get_metrics_data().resource_metrics:\n"
+        "    for sm in rm.scope_metrics:\n"
+        "        for m in sm.metrics:\n"
+        "            for p in m.data.data_points:\n"
+        "                name = p.attributes['db.client.connection.pool.name']\n"
+        "                seen.setdefault(m.name, set()).add(name)\n"
+        "for metric in ('db.client.connection.count', 'db.client.connection.max',\n"
+        "               'db.client.connection.wait_time'):\n"
+        "    assert seen.get(metric) == {'early', 'late'}, (metric, seen)\n"
+    )
+    assert done.returncode == 0, done.stderr

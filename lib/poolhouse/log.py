@@ -36,7 +36,7 @@ _SECRETS = re.compile(
     # is escaped): it may take some text after it, but never leaves part of
     # the secret behind.  A quoted value may lack its closing quote (a
     # truncated repr): then the rest of the text goes.
-    (?P<kv>\b\w*(?:password|passwd|pwd)\s*=\s*)
+    (?P<kv>\b\w*(?:password|passwd|pwd)[ \t]*=[ \t]*)
     (?P<kv_value>
         b?'(?:[^'\\]|\\.)*'?
       | b?"(?:[^"\\]|\\.)*"?
@@ -53,9 +53,11 @@ _SECRETS = re.compile(
     )
     |
     # The user info of a URL: postgresql://user:s3cret@host/db.  The value
-    # runs to the last '@' of the host part, as urllib splits it.
+    # runs to the last '@' before a blank: a password may hold '@', '/', '#'
+    # or '?' (SQLAlchemy's URL parser accepts them), and masking too much is
+    # safer than leaving part of one.
     (?P<url>\b[a-z][a-z0-9+.\-]*://[^\s:/?#@]*:)
-    (?P<url_value>[^\s/?#]+)(?=@)
+    (?P<url_value>\S+)(?=@)
     """,
     re.IGNORECASE | re.VERBOSE,
 )

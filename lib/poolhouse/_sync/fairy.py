@@ -8,6 +8,7 @@ pass through to the driver connection, and closing it (or leaving its
 
 from __future__ import annotations
 
+import logging
 import warnings
 from types import TracebackType
 from typing import Any
@@ -237,10 +238,11 @@ class ConnectionFairy(Generic[ConnT]):
                 self._returned = True
                 _acompat.reclaim(self._pool, rec)
         except Exception:
-            # Nothing can be raised from a finalizer.
-            self._pool.logger.exception(
-                "returning a garbage-collected connection failed"
-            )
+            # Nothing can be raised from a finalizer, even by a half-built
+            # fairy without a pool.
+            pool = getattr(self, "_pool", None)
+            logger = pool.logger if pool is not None else logging.getLogger(__name__)
+            logger.exception("returning a garbage-collected connection failed")
 
     def __repr__(self) -> str:
         state = "returned" if self._returned else f"{self._conn!r}"

@@ -449,18 +449,20 @@ class Pool(abc.ABC, Generic[ConnT]):
         """
         if not callable(observer):
             raise TypeError(f"observer must be callable, got {observer!r}")
-        self._observers = (*self._observers, observer)
-        self._extras = True
+        with self._lock:
+            self._observers = (*self._observers, observer)
+            self._extras = True
 
     def remove_timing_observer(self, observer: TimingObserver) -> None:
         """Stop calling *observer* (added by :meth:`add_timing_observer`).
 
         :raises ValueError: *observer* was not added.
         """
-        if observer not in self._observers:
-            raise ValueError(f"{observer!r} is not an observer of {self!r}")
-        self._observers = tuple(o for o in self._observers if o != observer)
-        self._extras = bool(self._observers) or self._leak_threshold is not None
+        with self._lock:
+            if observer not in self._observers:
+                raise ValueError(f"{observer!r} is not an observer of {self!r}")
+            self._observers = tuple(o for o in self._observers if o != observer)
+            self._extras = bool(self._observers) or self._leak_threshold is not None
 
     def __repr__(self) -> str:
         name = f" {self._logging_name!r}" if self._logging_name else ""
@@ -666,9 +668,9 @@ class Pool(abc.ABC, Generic[ConnT]):
         }
 
     def _recreated(self, new: _PoolT) -> _PoolT:
+        # Timing observers are not carried over: an exporter instruments one
+        # pool, and the new one is instrumented anew.
         event._copy_listeners(self, new)
-        for observer in self._observers:
-            new.add_timing_observer(observer)
         new._clock = self._clock
         self.logger.info("recreated as %r", new)
         return new

@@ -26,7 +26,7 @@ from opentelemetry.metrics import Histogram
 from opentelemetry.metrics import Meter
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.metrics import Observation
-from opentelemetry.metrics import get_meter_provider
+from opentelemetry.metrics import get_meter
 
 from .._async.pool import AsyncPool
 from .._sync.pool import Pool
@@ -194,9 +194,20 @@ class _Instruments:
             yield Observation(stats.timeouts, entry.attributes)
 
 
-def _instruments_for(provider: MeterProvider) -> _Instruments:
-    """The instruments of *provider*, made at its first pool (under
-    ``_lock``)."""
+#: The instruments of the global meter provider (``meter_provider=None``):
+#: one set, made with the API's own meter, which forwards to whichever
+#: provider the application sets, before or after a pool is instrumented.
+_global_instruments: _Instruments | None = None
+
+
+def _instruments_for(provider: MeterProvider | None) -> _Instruments:
+    """The instruments of *provider* (``None``: the global one), made at its
+    first pool (under ``_lock``)."""
+    global _global_instruments
+    if provider is None:
+        if _global_instruments is None:
+            _global_instruments = _Instruments(get_meter("poolhouse"))
+        return _global_instruments
     try:
         instruments = _by_provider.get(provider)
     except TypeError:  # a provider that cannot be weakly referenced
@@ -319,7 +330,7 @@ def instrument(
     """
     check_pool(pool)
     name = resolve_pool_name(pool, pool_name)
-    provider = meter_provider if meter_provider is not None else get_meter_provider()
+    provider = meter_provider
     entry = _Entry(pool, name)
     with _lock:
         instruments = _instruments_for(provider)
