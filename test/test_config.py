@@ -516,3 +516,27 @@ def test_resilience_options_are_read_from_strings(dbapi: FakeDBAPI) -> None:
         {"pool.max_uses": "none", "pool.max_lifetime": ""}, creator=dbapi.connect
     )
     assert (pool._max_uses, pool._max_lifetime) == (None, None)
+
+
+def test_worker_and_leak_options_are_read_from_strings(dbapi: FakeDBAPI) -> None:
+    pool = pool_from_config(
+        {
+            "pool.background": "true",
+            "pool.min_idle": "2",
+            "pool.max_idle_time": "300",
+            "pool.reconnect_backoff_max": "5",
+            "pool.reconnect_timeout": "60",
+            "pool.leak_threshold": "30",
+        },
+        creator=dbapi.connect,
+    )
+    assert isinstance(pool, QueuePool)
+    assert pool._background_worker is True
+    assert (pool._min_idle, pool._max_idle_time) == (2, 300.0)
+    assert (pool._reconnect_backoff_max, pool._reconnect_timeout) == (5.0, 60.0)
+    assert pool._leak_threshold == 30.0
+    pool = pool_from_config(
+        {"pool.reconnect_timeout": "none", "pool.leak_threshold": ""},
+        creator=dbapi.connect,
+    )
+    assert (pool._reconnect_timeout, pool._leak_threshold) == (None, None)

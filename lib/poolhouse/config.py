@@ -76,6 +76,7 @@ _POOL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "ping_interval": float,
     "max_lifetime": lambda text: _optional(float, text),
     "max_uses": lambda text: _optional(int, text),
+    "leak_threshold": lambda text: _optional(float, text),
 }
 _CLASS_OPTIONS: dict[type[Pool[Any]], dict[str, Callable[[str], Any]]] = {
     QueuePool: {
@@ -83,6 +84,11 @@ _CLASS_OPTIONS: dict[type[Pool[Any]], dict[str, Callable[[str], Any]]] = {
         "max_overflow": int,
         "timeout": float,
         "use_lifo": _to_bool,
+        "background": _to_bool,
+        "min_idle": int,
+        "max_idle_time": lambda text: _optional(float, text),
+        "reconnect_backoff_max": float,
+        "reconnect_timeout": lambda text: _optional(float, text),
     },
     SingletonThreadPool: {"pool_size": int},
 }
