@@ -539,4 +539,5 @@ def test_worker_and_leak_options_are_read_from_strings(dbapi: FakeDBAPI) -> None
         {"pool.reconnect_timeout": "none", "pool.leak_threshold": ""},
         creator=dbapi.connect,
     )
+    assert isinstance(pool, QueuePool)
     assert (pool._reconnect_timeout, pool._leak_threshold) == (None, None)

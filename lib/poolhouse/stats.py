@@ -31,7 +31,7 @@ class PoolStats:
     Times are in seconds.  Counters only grow; compare two snapshots for
     rates.
 
-    .. versionadded:: 0.2
+    .. versionadded:: 0.1.0
     """
 
     #: Connections open now (idle and in use).
@@ -91,7 +91,7 @@ class CheckedOutConnection:
     """One connection checked out now, as :meth:`.Pool.checked_out_connections`
     lists it.
 
-    .. versionadded:: 0.2
+    .. versionadded:: 0.1.0
     """
 
     #: The driver connection (``None`` if it was invalidated meanwhile).

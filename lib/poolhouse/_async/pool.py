@@ -410,7 +410,7 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
     def stats(self) -> PoolStats:
         """Return the pool's state now and its counters since creation.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1.0
         """
         idle, in_use, waiting = self._occupancy()
         return self._counters.snapshot(
@@ -425,7 +425,7 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
         """List the connections checked out now, the longest-held first: since
         when, by which thread or task, and (with *leak_threshold*) from where.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1.0
         """
         now = self._clock()
         wall_now = time.time()
@@ -444,7 +444,7 @@ class AsyncPool(abc.ABC, Generic[ConnT]):
         on the checkout and checkin paths, so it must be quick, and an error
         it raises is logged, not raised.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1.0
         """
         if not callable(observer):
             raise TypeError(f"observer must be callable, got {observer!r}")

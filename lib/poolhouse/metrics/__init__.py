@@ -5,5 +5,5 @@ extra).
 Importing :mod:`poolhouse` or this package imports neither library; only the
 submodule you use does.
 
-.. versionadded:: 0.2
+.. versionadded:: 0.1.0
 """

@@ -10,7 +10,7 @@ collects, so they cost the pool nothing in between.  The three histograms are
 fed by a timing observer (:meth:`.Pool.add_timing_observer`), one
 ``Histogram.record()`` per checkout, checkin and connect.
 
-.. versionadded:: 0.2
+.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
@@ -326,7 +326,7 @@ def instrument(
     :raises ValueError: *pool* is already instrumented with this meter
         provider, or another pool is, under the same name.
 
-    .. versionadded:: 0.2
+    .. versionadded:: 0.1.0
     """
     check_pool(pool)
     name = resolve_pool_name(pool, pool_name)

@@ -8,7 +8,7 @@ between.  The timing histograms are counted by a timing observer
 (:meth:`.Pool.add_timing_observer`): one bisection and two additions per
 checkout, checkin and connect, into buckets the collector keeps itself.
 
-.. versionadded:: 0.2
+.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ class PoolCollector(Collector):
     :raises ValueError: *buckets* is invalid; *registry* has a
         :class:`PoolCollector` already; two pools share a name.
 
-    .. versionadded:: 0.2
+    .. versionadded:: 0.1.0
     """
 
     def __init__(
@@ -488,7 +488,7 @@ def instrument(
         names from another collector (``prometheus_client``'s
         ``DuplicateTimeseries``).
 
-    .. versionadded:: 0.2
+    .. versionadded:: 0.1.0
     """
     check_pool(pool)
     with _lock:
