@@ -169,6 +169,76 @@ def test_minconn_opened_at_construction_and_kept(
     wait_until(lambda: sessions(admin, tag), 2, "sessions after putconn()")
 
 
+def test_the_kept_connection_is_reused(make: Make, admin: Any, tag: str) -> None:
+    """Beyond minconn, returned connections are closed, and the one kept
+    serves every later checkout: no new session per cycle."""
+    pool = make(1, 3)
+    first, second = pool.getconn(), pool.getconn()
+    pool.putconn(first)
+    pool.putconn(second)
+    backends = set()
+    for _ in range(5):
+        conn = pool.getconn()
+        backends.add(conn.get_backend_pid())
+        pool.putconn(conn)
+    assert len(backends) == 1
+    assert sessions(admin, tag) == 1
+
+
+def test_one_key_asked_for_by_two_threads_at_once(
+    pg_dsn: str, tag: str, made: list[Any]
+) -> None:
+    """The second getconn(key) while the first is still connecting gets the
+    same connection, as with psycopg2.pool, not a second session."""
+    connecting = threading.Event()
+    go_on = threading.Event()
+
+    def slow_connect(*args: Any, **kwargs: Any) -> Any:
+        connecting.set()
+        assert go_on.wait(10)
+        return psycopg2.connect(*args, **kwargs)
+
+    pool = compat.ThreadedConnectionPool(
+        0, 1, pg_dsn, application_name=tag, connect=slow_connect
+    )
+    made.append(pool)
+    found_pending = threading.Event()
+
+    class NotingDict(dict[Any, Any]):
+        """Tells when a caller finds the key being opened by another."""
+
+        def get(self, key: Any, default: Any = None) -> Any:
+            value = super().get(key, default)
+            if value is not None:
+                found_pending.set()
+            return value
+
+    pool._pending = NotingDict()
+    got: list[Any] = []
+    first = threading.Thread(target=lambda: got.append(pool.getconn("k")))
+    first.start()
+    assert connecting.wait(10)
+    second = threading.Thread(target=lambda: got.append(pool.getconn("k")))
+    second.start()
+    assert found_pending.wait(10)  # the second caller waits for the first
+    go_on.set()
+    first.join(10)
+    second.join(10)
+    assert len(got) == 2 and got[0] is got[1]
+    pool.putconn(got[0])
+
+
+def test_automatic_keys_never_meet_the_applications(make: Make) -> None:
+    pool = make(0, 2)
+    mine = pool.getconn(1)
+    other = pool.getconn()
+    if isinstance(pool, compat.AbstractConnectionPool):
+        assert other is not mine  # psycopg2.pool hands out the same one here
+    pool.putconn(mine, key=1)
+    if other is not mine:
+        pool.putconn(other)
+
+
 @pytest.mark.parametrize("sql", ["SELECT 1", "SELECT no_such_column"])
 def test_put_rolls_back(make: Make, sql: str) -> None:
     pool = make(1, 1)

@@ -136,8 +136,24 @@ class AbstractConnectionPool:
 
         options.setdefault("timeout", 0.0)
         options.setdefault("use_lifo", True)
+        if options.get("background") and not options["timeout"]:
+            raise ValueError(
+                "pool_options background=True needs a timeout > 0: with the "
+                "worker, getconn() waits for the connection it opens, and "
+                "timeout=0 (psycopg2's fail-at-once) would never wait; set "
+                "pool_options['timeout']"
+            )
+        # psycopg2 keeps up to minconn connections and closes the others as
+        # they come back: the queue pool's own rule with pool_size=minconn.
+        # With minconn=0 it keeps none (pool_size=0 would mean no limit, so
+        # putconn() discards them itself).
+        self._keeps_none = self.minconn == 0
+        pool_size = self.maxconn if self._keeps_none else self.minconn
         self._pool: QueuePool[Any] = QueuePool(
-            creator, pool_size=self.maxconn, max_overflow=0, **options
+            creator,
+            pool_size=pool_size,
+            max_overflow=self.maxconn - pool_size,
+            **options,
         )
         #: Whether :meth:`closeall` was called.
         self.closed = False
@@ -147,7 +163,9 @@ class AbstractConnectionPool:
         self._used: dict[Hashable, tuple[ConnectionFairy[Any], Any]] = {}
         #: id(raw connection) -> its key.
         self._rused: dict[int, Hashable] = {}
-        self._keys = 0
+        #: key -> set once the connection being opened for it is bound, so a
+        #: second getconn(key) meanwhile waits for it instead of opening one.
+        self._pending: dict[Hashable, threading.Event] = {}
         self._open_minconn()
 
     def _open_minconn(self) -> None:
@@ -183,36 +201,44 @@ class AbstractConnectionPool:
             of *pool_options*; the :class:`poolhouse.exc.TimeoutError` is
             chained); ``connection pool is closed``: after :meth:`closeall`.
         """
-        with self._lock:
-            if self.closed:
-                raise PoolError("connection pool is closed")
-            if key is None:
-                self._keys += 1
-                key = self._keys
-            bound = self._used.get(key)
-            if bound is not None:
-                return bound[1]
+        while True:
+            with self._lock:
+                if self.closed:
+                    raise PoolError("connection pool is closed")
+                if key is None:
+                    # A key of its own kind: an int, as psycopg2 uses, could
+                    # be a key the application chose, and two users would
+                    # then share one connection.
+                    key = _AutoKey()
+                bound = self._used.get(key)
+                if bound is not None:
+                    return bound[1]
+                pending = self._pending.get(key)
+                if pending is None:
+                    pending = self._pending[key] = threading.Event()
+                    break
+            pending.wait()  # another thread is opening this key's connection
         try:
-            fairy = self._pool.connect()
-        except exc.PoolClosedError as err:
-            raise PoolError("connection pool is closed") from err
-        except exc.TimeoutError as err:
-            raise PoolError("connection pool exhausted") from err
-        conn = fairy.dbapi_connection
-        with self._lock:
-            closed = self.closed
-            bound = None if closed else self._used.get(key)
-            if not closed and bound is None:
-                self._used[key] = (fairy, conn)
-                self._rused[id(conn)] = key
-                return conn
-        # closeall() ran, or another thread bound *key*, while we connected.
-        if closed:
+            try:
+                fairy = self._pool.connect()
+            except exc.PoolClosedError as err:
+                raise PoolError("connection pool is closed") from err
+            except exc.TimeoutError as err:
+                raise PoolError("connection pool exhausted") from err
+            conn = fairy.dbapi_connection
+            with self._lock:
+                closed = self.closed
+                if not closed:
+                    self._used[key] = (fairy, conn)
+                    self._rused[id(conn)] = key
+                    return conn
+            # closeall() ran while we connected.
             fairy.invalidate()
             raise PoolError("connection pool is closed")
-        fairy.close()
-        assert bound is not None
-        return bound[1]
+        finally:
+            with self._lock:
+                del self._pending[key]
+            pending.set()
 
     def putconn(
         self, conn: Any = None, key: Hashable | None = None, close: bool = False
@@ -247,10 +273,12 @@ class AbstractConnectionPool:
             del self._used[key]
             del self._rused[id(conn)]
         fairy = bound[0]
-        if close or self._pool.checkedin() >= self.minconn or _is_broken(conn):
+        if close or self._keeps_none or _is_broken(conn):
             fairy.invalidate()
         else:
-            fairy.close()  # the pool rolls back an open transaction
+            # The pool rolls back an open transaction, and closes the
+            # connection if minconn are idle already.
+            fairy.close()
 
     def closeall(self) -> None:
         """Close every connection, those in use too, and close the pool.
@@ -272,7 +300,9 @@ class AbstractConnectionPool:
                 fairy.invalidate()
             except Exception:  # psycopg2 ignores these too: close the rest
                 self._pool.logger.exception("error closing a connection in closeall()")
-        self._pool.close(timeout=0)
+        # Nothing of ours is out now; a getconn() racing this one closes what
+        # it got once it sees the pool closed.
+        self._pool.terminate()
 
 
 class SimpleConnectionPool(AbstractConnectionPool):
@@ -285,6 +315,16 @@ class SimpleConnectionPool(AbstractConnectionPool):
 
 class ThreadedConnectionPool(AbstractConnectionPool):
     """A connection pool that threads can share, as ``psycopg2.pool`` has."""
+
+
+class _AutoKey:
+    """The key of a connection checked out without one: equal only to
+    itself."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<automatic key at {id(self):#x}>"
 
 
 def _is_broken(conn: Any) -> bool:
