@@ -3,8 +3,11 @@ reported under, and the default histogram buckets."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+from typing import Protocol
 from typing import TypeAlias
+from typing import TypeVar
 
 from .._async.pool import AsyncPool
 from .._sync.pool import Pool
@@ -59,3 +62,45 @@ def check_pool(pool: Any) -> None:
             f"expected a poolhouse pool (QueuePool, aio.AsyncQueuePool, ...), "
             f"got {pool!r}"
         )
+
+
+class _Reported(Protocol):
+    """An exporter's entry for one pool: a weak reference and a name."""
+
+    name: str
+
+    def ref(self) -> Any: ...
+
+
+_E = TypeVar("_E", bound=_Reported)
+
+
+def admit(
+    entries: Iterable[_E], pool: AnyPool, name: str, where: str, undo: str
+) -> list[_E]:
+    """The entries whose pool is still alive, once checked that neither
+    *pool* nor another pool named *name* is among them.
+
+    :param where: how a pool is in the exporter, for the messages
+        (``"instrumented with <provider>"``).
+    :param undo: how to take a pool out of it (``"uninstrument"``).
+    :raises ValueError: *pool*, or another pool under *name*, is there.
+    """
+    live = []
+    for other in entries:
+        other_pool = other.ref()
+        if other_pool is None:
+            continue  # collected: forget it
+        if other_pool is pool:
+            raise ValueError(
+                f"{pool!r} is already {where} as {other.name!r}; "
+                f"{undo} it before adding it again"
+            )
+        if other.name == name:
+            raise ValueError(
+                f"{other_pool!r} is already {where} as {name!r}, so "
+                f"{pool!r} cannot be: give each pool its own logging_name or "
+                f"pass pool_name=, or {undo} the other pool first"
+            )
+        live.append(other)
+    return live

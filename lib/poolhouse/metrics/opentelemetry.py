@@ -35,6 +35,7 @@ from ..stats import Timing
 from ..stats import TimingObserver
 from ._common import BUCKETS
 from ._common import AnyPool
+from ._common import admit
 from ._common import check_pool
 from ._common import resolve_pool_name
 
@@ -334,25 +335,13 @@ def instrument(
     entry = _Entry(pool, name)
     with _lock:
         instruments = _instruments_for(provider)
-        live = []
-        for other in instruments.entries:
-            other_pool = other.ref()
-            if other_pool is None:
-                continue  # collected: forget it
-            if other_pool is pool:
-                raise ValueError(
-                    f"{pool!r} is already instrumented with {provider!r} as "
-                    f"{other.name!r}; call uninstrument() on the handle "
-                    "instrument() returned before instrumenting it again"
-                )
-            if other.name == name:
-                raise ValueError(
-                    f"{other_pool!r} is already instrumented with {provider!r} "
-                    f"as {name!r}, so {pool!r} cannot be: give each pool its "
-                    "own logging_name or pass pool_name=, or uninstrument the "
-                    "other pool first"
-                )
-            live.append(other)
+        live = admit(
+            instruments.entries,
+            pool,
+            name,
+            f"instrumented with {provider or 'the global meter provider'!r}",
+            "call uninstrument() on the handle instrument() returned to remove",
+        )
         instruments.entries = (*live, entry)
     observer: TimingObserver | None = None
     if histograms:

@@ -41,6 +41,7 @@ from ..stats import Timing
 from ..stats import TimingObserver
 from ._common import BUCKETS
 from ._common import AnyPool
+from ._common import admit
 from ._common import check_pool
 from ._common import resolve_pool_name
 
@@ -272,23 +273,9 @@ class PoolCollector(Collector):
         timings = _Timings(self._bounds) if histograms else None
         entry = _Entry(pool, name, timings)
         with self._lock:
-            live = []
-            for other in self._entries:
-                other_pool = other.ref()
-                if other_pool is None:
-                    continue  # collected: forget it
-                if other_pool is pool:
-                    raise ValueError(
-                        f"{pool!r} is in {self!r} already, as {other.name!r}"
-                    )
-                if other.name == name:
-                    raise ValueError(
-                        f"{other_pool!r} is in {self!r} already as {name!r}, so "
-                        f"{pool!r} cannot be: give each pool its own "
-                        "logging_name or pass pool_name=, or remove the other "
-                        "pool first"
-                    )
-                live.append(other)
+            live = admit(
+                self._entries, pool, name, f"collected by {self!r}", "remove()"
+            )
             self._entries = (*live, entry)
         if entry.observer is not None:
             pool.add_timing_observer(entry.observer)
