@@ -182,7 +182,8 @@ def test_the_kept_connection_is_reused(make: Make, admin: Any, tag: str) -> None
         backends.add(conn.get_backend_pid())
         pool.putconn(conn)
     assert len(backends) == 1
-    assert sessions(admin, tag) == 1
+    # The closed surplus sessions leave the server's list on its schedule.
+    wait_until(lambda: sessions(admin, tag), 1, "sessions after the cycles")
 
 
 def test_one_key_asked_for_by_two_threads_at_once(
